@@ -1,0 +1,197 @@
+//! The engine every front-end shares: the directory chain, the policy in memory, throttling,
+//! sessions and metrics.
+
+pub mod clock;
+mod login;
+mod session;
+pub mod throttle;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use postern_directory::secret::Hasher;
+use postern_directory::Directory;
+use postern_internal::Store;
+use serde::Serialize;
+
+use crate::authz::Policy;
+use crate::metrics::Metrics;
+use clock::Clock;
+use throttle::Throttle;
+
+pub use login::{LoginError, PasswordAttempt};
+pub use session::{PrincipalView, SessionView};
+
+/// Which front-end a request came through (a metrics label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frontend {
+    Http,
+    DovecotAuth,
+    Saslauthd,
+    Nginx,
+}
+
+impl Frontend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Frontend::Http => "http",
+            Frontend::DovecotAuth => "dovecot-auth",
+            Frontend::Saslauthd => "saslauthd",
+            Frontend::Nginx => "nginx",
+        }
+    }
+}
+
+/// An authenticated principal with its effective permissions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub id: String,
+    pub name: String,
+    pub kind: postern_directory::PrincipalType,
+    pub tenant: Option<String>,
+    pub emails: Vec<String>,
+    pub roles: Vec<String>,
+    pub groups: Vec<String>,
+    pub permissions: crate::authz::PermSet,
+    pub directory: String,
+    /// `password`, `app-password`, `api-key`, …
+    pub mechanism: String,
+}
+
+pub struct EngineOptions {
+    pub session_ttl: Duration,
+    pub max_failures_per_account: u32,
+    pub max_failures_per_ip: u32,
+    pub failure_window: Duration,
+}
+
+pub struct Engine {
+    pub store: Store,
+    pub metrics: Metrics,
+    pub hasher: Hasher,
+    directories: Vec<Arc<dyn Directory>>,
+    policy: RwLock<Arc<Policy>>,
+    throttle: Throttle,
+    clock: Arc<dyn Clock>,
+    session_ttl: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] postern_internal::StoreError),
+    #[error("the directory model in the store is invalid: {}", .0.join("; "))]
+    Policy(Vec<String>),
+}
+
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub store: String,
+    pub directories: std::collections::BTreeMap<String, String>,
+}
+
+impl Engine {
+    pub async fn new(
+        store: Store,
+        directories: Vec<Arc<dyn Directory>>,
+        hasher: Hasher,
+        metrics: Metrics,
+        clock: Arc<dyn Clock>,
+        options: EngineOptions,
+    ) -> Result<Engine, EngineError> {
+        let policy = Policy::compile(&store.snapshot().await?).map_err(EngineError::Policy)?;
+        metrics.store_generation.set(policy.generation);
+        Ok(Engine {
+            throttle: Throttle::new(
+                options.max_failures_per_account,
+                options.max_failures_per_ip,
+                options.failure_window,
+                clock.clone(),
+            ),
+            store,
+            metrics,
+            hasher,
+            directories,
+            policy: RwLock::new(Arc::new(policy)),
+            clock,
+            session_ttl: options.session_ttl,
+        })
+    }
+
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    /// Reloads the policy when the store's generation moved. `Ok(true)` when it did.
+    pub async fn reload_if_changed(&self) -> Result<bool, EngineError> {
+        let generation = self.store.generation().await?;
+        if generation == self.policy().generation {
+            return Ok(false);
+        }
+        let policy = Policy::compile(&self.store.snapshot().await?).map_err(EngineError::Policy)?;
+        self.metrics.store_generation.set(policy.generation);
+        tracing::info!(generation = policy.generation, "directory model reloaded");
+        if let Ok(mut p) = self.policy.write() {
+            *p = Arc::new(policy);
+        }
+        Ok(true)
+    }
+
+    /// Keeps the policy current (changes by `postern apply` or another daemon are seen within
+    /// `interval`), refreshes the active-session gauge and purges old sessions. Runs until the
+    /// engine is dropped by everyone else.
+    pub fn spawn_maintenance(self: &Arc<Self>, interval: Duration) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut n: u64 = 0;
+            loop {
+                tick.tick().await;
+                let Some(engine) = weak.upgrade() else { break };
+                if let Err(e) = engine.reload_if_changed().await {
+                    tracing::warn!(error = %e, "directory model reload failed; keeping the current one");
+                }
+                // Every ~10 s: the gauge, and the purge of sessions ended a day ago.
+                if n % 20 == 0 {
+                    let now = engine.clock.unix();
+                    if let Ok(count) = engine.store.count_active_sessions(now).await {
+                        engine.metrics.sessions_active.set(count);
+                    }
+                    if let Err(e) = engine.store.purge_sessions(now, 86_400).await {
+                        tracing::debug!(error = %e, "session purge failed");
+                    }
+                }
+                n = n.wrapping_add(1);
+            }
+        });
+    }
+
+    pub async fn readiness(&self) -> Readiness {
+        let store = match self.store.ping().await {
+            Ok(()) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        };
+        let mut directories = std::collections::BTreeMap::new();
+        let mut ready = store == "ok";
+        for d in &self.directories {
+            let state = match d.health().await {
+                Ok(()) => "ok".to_string(),
+                Err(e) => {
+                    ready = false;
+                    e.to_string()
+                }
+            };
+            directories.insert(d.name().to_string(), state);
+        }
+        Readiness { ready, store, directories }
+    }
+}

@@ -1,0 +1,134 @@
+//! Sessions: issued after a login, stored (as a hash) in the store so that every daemon sharing
+//! it accepts them and sees their revocation at once. API keys are accepted where sessions are.
+
+use std::net::IpAddr;
+
+use postern_internal::model::CredentialType;
+use postern_internal::sessions::{generate_token, SessionRecord};
+use postern_internal::{token_hash, StoreError};
+use serde::{Deserialize, Serialize};
+
+use super::clock::rfc3339;
+use super::{Engine, Principal};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrincipalView {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub tenant: Option<String>,
+    pub emails: Vec<String>,
+}
+
+/// The session view of SPEC §6.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    /// Absent for API keys: their secret is never echoed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    pub token_type: String,
+    pub expires_at: Option<String>,
+    pub principal: PrincipalView,
+    pub roles: Vec<String>,
+    pub groups: Vec<String>,
+    pub permissions: Vec<String>,
+    pub directory: String,
+    pub mechanism: String,
+}
+
+impl SessionView {
+    fn of(p: &Principal, expires_at: Option<String>) -> SessionView {
+        let mut emails = p.emails.clone();
+        emails.sort();
+        emails.dedup();
+        SessionView {
+            token: None,
+            token_type: "Bearer".into(),
+            expires_at,
+            principal: PrincipalView {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                kind: p.kind.as_str().into(),
+                tenant: p.tenant.clone(),
+                emails,
+            },
+            roles: p.roles.clone(),
+            groups: p.groups.clone(),
+            permissions: p.permissions.sorted_names().into_iter().map(String::from).collect(),
+            directory: p.directory.clone(),
+            mechanism: p.mechanism.clone(),
+        }
+    }
+}
+
+impl Engine {
+    /// Issues a session for a principal that just logged in.
+    pub async fn issue_session(&self, p: &Principal) -> Result<SessionView, StoreError> {
+        let now = self.clock.unix();
+        let expires = now + self.session_ttl.as_secs() as i64;
+        let view = SessionView::of(p, Some(rfc3339(expires)));
+        let token = generate_token();
+        let body = serde_json::to_string(&view).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.store
+            .insert_session(
+                &token_hash(&token),
+                &SessionRecord { account: p.name.clone(), created_at: now, expires_at: expires, body },
+            )
+            .await?;
+        self.metrics.sessions_issued.with_label_values(&[kind_label(&p.mechanism)]).inc();
+        self.metrics.sessions_active.inc();
+        Ok(SessionView { token: Some(token), ..view })
+    }
+
+    /// The view for a bearer token: a live session, or a valid API key. `Ok(None)` when it is
+    /// neither (unknown, expired, revoked, or used from a disallowed address).
+    pub async fn bearer(&self, token: &str, ip: Option<IpAddr>) -> Result<Option<SessionView>, StoreError> {
+        if token.is_empty() || token.len() > 512 {
+            return Ok(None);
+        }
+        let hash = token_hash(token);
+        let now = self.clock.unix();
+        if let Some(record) = self.store.session(&hash, now).await? {
+            let view: SessionView = serde_json::from_str(&record.body)
+                .map_err(|e| StoreError::Corrupt(format!("session body: {e}")))?;
+            return Ok(Some(SessionView { token: Some(token.to_string()), ..view }));
+        }
+        let Some(cred) = self.store.credential_by_hash(CredentialType::ApiKey, &hash).await? else {
+            return Ok(None);
+        };
+        if self.check_credential(&cred, ip).is_err() {
+            return Ok(None);
+        }
+        let Some(stored) = self.store.account(&cred.account).await? else {
+            return Ok(None);
+        };
+        let directory = if stored.origin == "internal" { "internal" } else { stored.origin.as_str() };
+        match self.evaluate(&stored, &[], directory, "api-key", Some(&cred)) {
+            Ok(p) if p.permissions.contains(crate::authz::Permission::known("authenticate")) => {
+                Ok(Some(SessionView::of(&p, cred.expires_at.clone())))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Revokes a session; `false` when the token was not a live session.
+    pub async fn revoke(&self, token: &str) -> Result<bool, StoreError> {
+        let revoked = self.store.revoke_session(&token_hash(token), self.clock.unix()).await?;
+        if revoked {
+            self.metrics.sessions_active.dec();
+        }
+        Ok(revoked)
+    }
+}
+
+fn kind_label(mechanism: &str) -> &'static str {
+    match mechanism {
+        "app-password" => "app-password",
+        "api-key" => "api-key",
+        "oidc" => "oidc",
+        _ => "password",
+    }
+}

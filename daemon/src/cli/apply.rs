@@ -1,0 +1,72 @@
+//! `postern apply`: provisioning from a TOML file into the store.
+
+use std::path::PathBuf;
+
+use postern_internal::apply::{apply, ApplyError, Validator};
+use postern_internal::model::{Credential, Provision};
+
+use super::{load_valid, Failure};
+use crate::auth::clock::parse_rfc3339;
+use crate::authz::is_permission;
+use crate::config::find_source;
+use crate::runtime;
+
+/// Parses a provisioning file; errors name the file, the key path and the reason.
+pub fn parse_provision(path: &std::path::Path) -> Result<Provision, Failure> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| Failure::user(vec![format!("{name}: -: cannot read: {e}")]))?;
+    toml::from_str(&text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|s| {
+                let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                format!("line {line}")
+            })
+            .unwrap_or_else(|| "-".into());
+        Failure::user(vec![format!("{name}: {at}: {}", e.message())])
+    })
+}
+
+pub fn check_credential(c: &Credential) -> Result<(), String> {
+    if let Some(t) = &c.expires_at {
+        parse_rfc3339(t).map_err(|e| format!("expiresAt: {e}"))?;
+    }
+    for ip in &c.allowed_ips {
+        if ip.parse::<ipnet::IpNet>().is_err() && ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(format!("allowedIps: {ip:?} is not an address or network"));
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(config: Option<PathBuf>, provision: PathBuf) -> Result<(), Failure> {
+    let config = load_valid(&find_source(config.as_deref()))?;
+    let file = parse_provision(&provision)?;
+    let store = runtime::open_store(&config).await?;
+    let hasher = runtime::hasher(&config, None);
+    let validator = Validator { is_permission: &is_permission, check_credential: &check_credential };
+    let name = provision.display().to_string();
+    let report = apply(&store, &file, &validator, &hasher).await.map_err(|e| match e {
+        ApplyError::Invalid(problems) => {
+            Failure::user(problems.into_iter().map(|p| format!("{name}: {p}")).collect())
+        }
+        ApplyError::Store(e) => Failure::runtime(format!("{name}: store: {e}")),
+    })?;
+    for c in &report.created {
+        println!("created {c}");
+    }
+    for u in &report.updated {
+        println!("updated {u}");
+    }
+    println!(
+        "{} created, {} updated, {} unchanged",
+        report.created.len(),
+        report.updated.len(),
+        report.unchanged
+    );
+    for (what, secret) in &report.new_secrets {
+        // Shown once: only its hash is stored.
+        println!("secret of {what}: {secret}");
+    }
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! The command line (SPEC §1). Exit codes: 0 ok, 1 user error, 2 runtime failure; errors are
+//! one line each on stderr, naming file, key and reason.
+
+mod apply;
+mod explain;
+mod serve;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config, Source};
+
+#[derive(Debug, Parser)]
+#[command(name = "postern", version, about = "Authentication daemon for mail servers and web applications")]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (embedded defaults without --config and ./postern.toml).
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration and print every error with its key path.
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Create or update objects of the internal store from a provisioning file (idempotent).
+    Apply {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        provision: PathBuf,
+    },
+    /// Read a password from stdin and print its hash.
+    HashPassword {
+        #[arg(long, default_value = "argon2id")]
+        scheme: String,
+    },
+    /// Print a principal's effective permissions, or why one permission is granted or denied.
+    Explain {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        name: String,
+        permission: Option<String>,
+    },
+}
+
+/// A failure to report: its lines and exit code.
+pub struct Failure {
+    pub code: u8,
+    pub lines: Vec<String>,
+}
+
+impl Failure {
+    pub fn user(lines: Vec<String>) -> Self {
+        Failure { code: 1, lines }
+    }
+
+    pub fn runtime(line: String) -> Self {
+        Failure { code: 2, lines: vec![line] }
+    }
+}
+
+impl From<crate::runtime::BuildError> for Failure {
+    fn from(e: crate::runtime::BuildError) -> Self {
+        Failure { code: e.exit_code(), lines: vec![e.to_string()] }
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let result = match args.command {
+        Command::CheckConfig { config } => load_valid(&Source::File(config)).map(|_| {
+            println!("configuration is valid");
+        }),
+        Command::HashPassword { scheme } => hash_password(&scheme),
+        Command::Serve { config } => tokio_runtime()?.block_on(serve::run(config)),
+        Command::Apply { config, provision } => tokio_runtime()?.block_on(apply::run(config, provision)),
+        Command::Explain { config, name, permission } => {
+            tokio_runtime()?.block_on(explain::run(config, name, permission))
+        }
+    };
+    Ok(match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            for line in f.lines {
+                eprintln!("postern: {}", line.replace('\n', " "));
+            }
+            ExitCode::from(f.code)
+        }
+    })
+}
+
+fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// Loads and validates; every problem becomes one line.
+pub fn load_valid(source: &Source) -> Result<Config, Failure> {
+    let name = match source {
+        Source::File(p) => p.display().to_string(),
+        Source::Embedded => "<embedded default>".into(),
+    };
+    let config = config::load(source).map_err(|errors| Failure::user(errors.iter().map(|e| e.to_string()).collect()))?;
+    let errors = config::validate(&config, &name);
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(Failure::user(errors.iter().map(|e| e.to_string()).collect()))
+    }
+}
+
+fn hash_password(scheme: &str) -> Result<(), Failure> {
+    if !scheme.eq_ignore_ascii_case("argon2id") {
+        return Err(Failure::user(vec![format!("--scheme: unsupported scheme {scheme:?}; new hashes are argon2id")]));
+    }
+    let mut input = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| Failure::user(vec![format!("stdin: cannot read a password: {e}")]))?;
+    let password = input.strip_suffix('\n').unwrap_or(&input);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        return Err(Failure::user(vec!["stdin: empty password".into()]));
+    }
+    let hash = postern_directory::secret::hash_password(password.as_bytes())
+        .map_err(|e| Failure::runtime(format!("hashing failed: {e}")))?;
+    println!("{hash}");
+    Ok(())
+}
+
+/// Logging to stderr (journald captures it), text or JSON.
+pub fn init_logging(c: &config::LogConfig) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|f| f.parse::<tracing_subscriber::EnvFilter>().ok())
+        .or_else(|| c.level.parse().ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match c.format {
+        config::LogFormat::Json => builder.json().try_init(),
+        config::LogFormat::Text => builder.with_ansi(false).try_init(),
+    };
+    if result.is_err() {
+        // Already initialised (tests): keep the first subscriber.
+    }
+}

@@ -1,0 +1,320 @@
+//! `postern.toml`: typed, with every key known (`deny_unknown_fields`), layered by figment as
+//! built-in defaults → TOML file → `POSTERN_<SECTION>__<KEY>` environment.
+//!
+//! Loading ([`load`]) only parses; [`validate`] checks everything that can be checked without
+//! touching the network and returns every problem, so `check-config` reports them all at once.
+
+mod directory;
+mod load;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use directory::{DirectoryConfig, LdapConfig, OidcConfig, SqlConfig};
+pub use load::{load, source as find_source, ConfigError, Source};
+pub use validate::validate;
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default = "default_listeners")]
+    pub listener: Vec<ListenerConfig>,
+    #[serde(default)]
+    pub authentication: AuthenticationConfig,
+    #[serde(default)]
+    pub session: SessionConfig,
+    #[serde(default)]
+    pub auth_http: AuthHttpConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub directory: BTreeMap<String, DirectoryConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            store: StoreConfig::default(),
+            listener: default_listeners(),
+            authentication: AuthenticationConfig::default(),
+            session: SessionConfig::default(),
+            auth_http: AuthHttpConfig::default(),
+            log: LogConfig::default(),
+            directory: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Embedded store, signing keys. Relative paths are relative to the working directory.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// OAuth/OIDC issuer and redirect base.
+    #[serde(default = "default_public_url")]
+    pub public_url: String,
+    /// Password verifications running at once (0: one per CPU core).
+    #[serde(default)]
+    pub hash_concurrency: usize,
+    /// How long SIGTERM waits for requests in flight.
+    #[serde(default = "default_drain", with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            state_dir: default_state_dir(),
+            public_url: default_public_url(),
+            hash_concurrency: 0,
+            shutdown_timeout: default_drain(),
+        }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_public_url() -> String {
+    "http://127.0.0.1:8480".into()
+}
+fn default_drain() -> Duration {
+    Duration::from_secs(10)
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` or `postgres://…`. Empty: `sqlite://<state-dir>/postern.db`.
+    #[serde(default)]
+    pub url: String,
+    /// Alternative to putting a PostgreSQL password in `url`: a file holding the whole URL.
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
+    #[serde(default = "default_pool")]
+    pub pool_size: u32,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: String::new(),
+            url_file: None,
+            pool_size: default_pool(),
+            timeout: default_timeout(),
+        }
+    }
+}
+
+fn default_pool() -> u32 {
+    8
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    Http,
+    DovecotAuth,
+    Saslauthd,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ListenerConfig {
+    pub protocol: Protocol,
+    /// `host:port` or `unix:/path`.
+    pub bind: String,
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Unix sockets: octal mode of the socket file, e.g. "0660".
+    #[serde(default)]
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    /// SASL mechanisms offered (dovecot-auth).
+    #[serde(default = "default_mechanisms")]
+    pub mechanisms: Vec<String>,
+    /// Offer PLAIN/LOGIN on connections the client did not mark `secured`.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// Connections open at once on this listener.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A connection with nothing to do for this long is closed.
+    #[serde(default = "default_idle", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+fn default_mechanisms() -> Vec<String> {
+    ["plain", "login", "xoauth2", "oauthbearer"].map(String::from).to_vec()
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_idle() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl ListenerConfig {
+    pub fn new(protocol: Protocol, bind: &str) -> Self {
+        ListenerConfig {
+            protocol,
+            bind: bind.into(),
+            tls: None,
+            mode: None,
+            user: None,
+            group: None,
+            mechanisms: default_mechanisms(),
+            allow_plaintext: false,
+            max_connections: default_max_connections(),
+            idle_timeout: default_idle(),
+        }
+    }
+}
+
+/// The embedded default (SPEC §3): HTTP on 8480, dovecot-auth on 8481, both on loopback.
+fn default_listeners() -> Vec<ListenerConfig> {
+    vec![
+        ListenerConfig::new(Protocol::Http, "127.0.0.1:8480"),
+        ListenerConfig::new(Protocol::DovecotAuth, "127.0.0.1:8481"),
+    ]
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AuthenticationConfig {
+    /// Tried in order; "internal" always exists.
+    #[serde(default = "default_directories")]
+    pub directories: Vec<String>,
+    /// Failed logins per account within `failure-window` before further attempts are refused.
+    #[serde(default = "default_account_failures")]
+    pub max_failures_per_account: u32,
+    /// Failed logins per client address within `failure-window`.
+    #[serde(default = "default_ip_failures")]
+    pub max_failures_per_ip: u32,
+    #[serde(default = "default_window", with = "humantime_serde")]
+    pub failure_window: Duration,
+}
+
+impl Default for AuthenticationConfig {
+    fn default() -> Self {
+        AuthenticationConfig {
+            directories: default_directories(),
+            max_failures_per_account: default_account_failures(),
+            max_failures_per_ip: default_ip_failures(),
+            failure_window: default_window(),
+        }
+    }
+}
+
+fn default_directories() -> Vec<String> {
+    vec!["internal".into()]
+}
+fn default_account_failures() -> u32 {
+    10
+}
+fn default_ip_failures() -> u32 {
+    50
+}
+fn default_window() -> Duration {
+    Duration::from_secs(300)
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Lifetime of a session issued by a login.
+    #[serde(default = "default_ttl", with = "humantime_serde")]
+    pub ttl: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig { ttl: default_ttl() }
+    }
+}
+
+fn default_ttl() -> Duration {
+    Duration::from_secs(12 * 3600)
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AuthHttpConfig {
+    /// Upstream `ip:port` per protocol (imap, pop3, smtp) handed to nginx.
+    #[serde(default)]
+    pub backends: BTreeMap<String, String>,
+    /// When set, nginx must send this value in the `X-Auth-Key` header (`auth_http_header`).
+    #[serde(default)]
+    pub shared_secret: Option<String>,
+    #[serde(default)]
+    pub shared_secret_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A tracing filter: `info`, `postern=debug`, …
+    #[serde(default = "default_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Text, level: default_level() }
+    }
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+
+impl Config {
+    /// The store URL in force: `url`, the content of `url-file`, or the embedded SQLite file.
+    pub fn store_url(&self) -> Result<String, String> {
+        if let Some(path) = &self.store.url_file {
+            return std::fs::read_to_string(path)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| format!("store.url-file: cannot read {}: {e}", path.display()));
+        }
+        if self.store.url.is_empty() {
+            Ok(format!("sqlite://{}", self.server.state_dir.join("postern.db").display()))
+        } else {
+            Ok(self.store.url.clone())
+        }
+    }
+}

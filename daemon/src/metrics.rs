@@ -1,0 +1,171 @@
+//! Prometheus metrics (SPEC §7). Names live here and nowhere else; labels never carry user names
+//! or addresses, so their cardinality is bounded by configuration.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub auth_requests: IntCounterVec,
+    pub auth_duration: HistogramVec,
+    pub directory_requests: IntCounterVec,
+    pub directory_duration: HistogramVec,
+    pub sessions_issued: IntCounterVec,
+    pub sessions_active: IntGauge,
+    pub hash_verifications: IntCounterVec,
+    pub connections_active: IntGaugeVec,
+    pub hash_queue: IntGauge,
+    pub store_generation: IntGauge,
+}
+
+/// Outcome labels of `postern_auth_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    TempFailure,
+    RateLimited,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::TempFailure => "temp_failure",
+            Outcome::RateLimited => "rate_limited",
+        }
+    }
+}
+
+type R<T> = Result<T, prometheus::Error>;
+
+fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> R<C> {
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> R<IntCounterVec> {
+    reg(r, IntCounterVec::new(Opts::new(name, help), labels)?)
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str]) -> R<HistogramVec> {
+    let opts = HistogramOpts::new(name, help).buckets(LATENCY.to_vec());
+    reg(r, HistogramVec::new(opts, labels)?)
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> R<IntGauge> {
+    reg(r, IntGauge::new(name, help)?)
+}
+
+const LATENCY: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+impl Metrics {
+    /// Fails only if a name above were malformed or registered twice (a test proves neither).
+    pub fn new() -> R<Metrics> {
+        let r = Registry::new();
+        let build = IntGaugeVec::new(
+            Opts::new("postern_build_info", "Build information; always 1."),
+            &["version"],
+        )?;
+        reg(&r, build.clone())?
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let connections_active = reg(
+            &r,
+            IntGaugeVec::new(
+                Opts::new("postern_connections_active", "Open client connections per listener."),
+                &["listener"],
+            )?,
+        )?;
+        Ok(Metrics {
+            auth_requests: counter(
+                &r,
+                "postern_auth_requests_total",
+                "Authentication attempts by front-end, mechanism, directory and outcome.",
+                &["frontend", "mechanism", "directory", "outcome"],
+            )?,
+            auth_duration: histogram(
+                &r,
+                "postern_auth_duration_seconds",
+                "Time to answer an authentication attempt.",
+                &["frontend", "outcome"],
+            )?,
+            directory_requests: counter(
+                &r,
+                "postern_directory_requests_total",
+                "Requests to each directory by outcome (found, unknown, rejected, error).",
+                &["directory", "outcome"],
+            )?,
+            directory_duration: histogram(
+                &r,
+                "postern_directory_duration_seconds",
+                "Time a directory took to answer.",
+                &["directory"],
+            )?,
+            sessions_issued: counter(&r, "postern_sessions_issued_total", "Sessions issued, by kind.", &["kind"])?,
+            sessions_active: gauge(&r, "postern_sessions_active", "Sessions neither expired nor revoked in the store.")?,
+            hash_verifications: counter(
+                &r,
+                "postern_password_hash_verifications_total",
+                "Password hash verifications by scheme.",
+                &["scheme"],
+            )?,
+            connections_active,
+            hash_queue: gauge(&r, "postern_hash_queue_depth", "Password verifications waiting or running.")?,
+            store_generation: gauge(&r, "postern_store_generation", "Generation of the directory model in memory.")?,
+            registry: r,
+        })
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "metrics encoding failed");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    pub fn auth(&self, frontend: &str, mechanism: &str, directory: &str, outcome: Outcome, seconds: f64) {
+        self.auth_requests
+            .with_label_values(&[frontend, mechanism, directory, outcome.as_str()])
+            .inc();
+        self.auth_duration
+            .with_label_values(&[frontend, outcome.as_str()])
+            .observe(seconds);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_metrics_register() {
+        let m = Metrics::new().unwrap();
+        m.auth("http", "password", "internal", Outcome::Success, 0.01);
+        m.sessions_issued.with_label_values(&["password"]).inc();
+        m.hash_verifications.with_label_values(&["argon2"]).inc();
+        m.connections_active.with_label_values(&["http"]).inc();
+        m.directory_requests.with_label_values(&["internal", "found"]).inc();
+        m.directory_duration.with_label_values(&["internal"]).observe(0.1);
+        let text = m.render();
+        for name in [
+            "postern_auth_requests_total",
+            "postern_auth_duration_seconds_bucket",
+            "postern_directory_requests_total",
+            "postern_directory_duration_seconds",
+            "postern_sessions_issued_total",
+            "postern_sessions_active",
+            "postern_password_hash_verifications_total",
+            "postern_connections_active",
+            "postern_build_info",
+        ] {
+            assert!(text.contains(name), "{name} missing");
+        }
+    }
+}

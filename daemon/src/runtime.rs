@@ -1,0 +1,102 @@
+//! Building the running parts from a validated configuration: store, hasher, directories,
+//! engine. Shared by `serve`, `apply` and `explain`, so they all see the store the same way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use postern_directory::secret::Hasher;
+use postern_directory::Directory;
+use postern_internal::{InternalDirectory, Store, StoreError};
+
+use crate::auth::clock::{Clock, SystemClock};
+use crate::auth::{Engine, EngineError, EngineOptions};
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+impl BuildError {
+    /// Exit code: 1 for what the user must fix, 2 for runtime failures.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            BuildError::Config(_) => 1,
+            BuildError::Store(StoreError::Config(_)) => 1,
+            _ => 2,
+        }
+    }
+}
+
+pub async fn open_store(config: &Config) -> Result<Store, BuildError> {
+    let url = config.store_url().map_err(BuildError::Config)?;
+    Ok(Store::open(&url, config.store.pool_size, config.store.timeout).await?)
+}
+
+pub fn hasher(config: &Config, metrics: Option<&Metrics>) -> Hasher {
+    let limit = match config.server.hash_concurrency {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        n => n,
+    };
+    let hasher = Hasher::new(limit);
+    match metrics {
+        Some(m) => {
+            let counter = m.hash_verifications.clone();
+            hasher.with_observer(Arc::new(move |scheme| counter.with_label_values(&[scheme]).inc()))
+        }
+        None => hasher,
+    }
+}
+
+/// The chain of `[authentication] directories`, built once from config.
+pub fn directories(config: &Config, store: &Store, hasher: &Hasher) -> Result<Vec<Arc<dyn Directory>>, BuildError> {
+    let mut chain: Vec<Arc<dyn Directory>> = Vec::new();
+    for name in &config.authentication.directories {
+        if name == "internal" {
+            chain.push(Arc::new(InternalDirectory::new(store.clone(), hasher.clone())));
+            continue;
+        }
+        let kind = config.directory.get(name).map(|d| d.kind()).unwrap_or("unknown");
+        return Err(BuildError::Config(format!(
+            "directory.{name}: type {kind:?} is not available in this build yet"
+        )));
+    }
+    Ok(chain)
+}
+
+pub async fn engine(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Engine>, BuildError> {
+    let metrics = Metrics::new()?;
+    let store = open_store(config).await?;
+    let hasher = hasher(config, Some(&metrics));
+    let chain = directories(config, &store, &hasher)?;
+    let engine = Engine::new(
+        store,
+        chain,
+        hasher,
+        metrics,
+        clock,
+        EngineOptions {
+            session_ttl: config.session.ttl,
+            max_failures_per_account: config.authentication.max_failures_per_account,
+            max_failures_per_ip: config.authentication.max_failures_per_ip,
+            failure_window: config.authentication.failure_window,
+        },
+    )
+    .await?;
+    Ok(Arc::new(engine))
+}
+
+pub fn system_clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
+
+/// How often a daemon looks for changes in the store (SPEC: seen within 1 s).
+pub const RELOAD_INTERVAL: Duration = Duration::from_millis(500);

@@ -1,0 +1,209 @@
+//! The contract between Postern's engine and its directories.
+//!
+//! A directory answers one question — "is this secret right for this user, and who are they?" —
+//! with one of three answers that the chain in `[authentication] directories` treats differently:
+//!
+//! * [`Outcome::UnknownUser`]: not mine; the next directory may try.
+//! * [`Outcome::Rejected`]: mine, and the answer is no (wrong password, disabled account). The chain
+//!   stops here: a later directory must not be able to accept a user an earlier one refused.
+//! * `Err(DirectoryError)`: the directory could not answer (backend down, timeout). This is a
+//!   temporary failure, never a wrong password.
+//!
+//! Roles, tenants and permissions are not a directory's business: directories supply identity,
+//! secret checks and group names; the engine assigns the rest from the internal store.
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use zeroize::Zeroizing;
+
+pub mod secret;
+
+/// Longest user name any front-end passes to a directory. Longer names are refused before any
+/// lookup: no real account needs more, and it bounds the work an attacker can cause.
+pub const MAX_USERNAME_LEN: usize = 256;
+/// Longest password (or token) accepted. Argon2 and friends hash any length, but a megabyte
+/// password is only ever an attack on CPU time.
+pub const MAX_SECRET_LEN: usize = 4096;
+
+/// The secret a client presented.
+pub enum Secret {
+    /// A password (or app password) to verify.
+    Password(Zeroizing<String>),
+}
+
+impl Secret {
+    pub fn password(text: impl Into<String>) -> Self {
+        Secret::Password(Zeroizing::new(text.into()))
+    }
+
+    pub fn expose(&self) -> &str {
+        match self {
+            Secret::Password(p) => p.as_str(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    // Secrets never reach a log line, even through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// One login attempt, as the chain hands it to each directory in turn.
+#[derive(Debug)]
+pub struct LoginRequest<'a> {
+    /// Already checked against [`validate_username`].
+    pub username: &'a str,
+    pub secret: &'a Secret,
+    pub remote_ip: Option<IpAddr>,
+    /// The service the client named (`smtp`, `imap`, `http`, …).
+    pub service: &'a str,
+}
+
+/// Principal types of the directory model (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrincipalType {
+    Individual,
+    Group,
+    Tenant,
+    Role,
+    Resource,
+    Location,
+    Other,
+}
+
+impl PrincipalType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalType::Individual => "individual",
+            PrincipalType::Group => "group",
+            PrincipalType::Tenant => "tenant",
+            PrincipalType::Role => "role",
+            PrincipalType::Resource => "resource",
+            PrincipalType::Location => "location",
+            PrincipalType::Other => "other",
+        }
+    }
+}
+
+/// How the secret was recognised; a credential with its own scope narrows the account's
+/// permissions (SPEC §4 rule 6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// The account's own password.
+    Password,
+    /// An app password of the account, by id.
+    AppPassword(String),
+}
+
+/// Who a directory says the user is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Canonical name; what `OK user=` and the session carry.
+    pub name: String,
+    pub kind: PrincipalType,
+    pub description: Option<String>,
+    pub emails: Vec<String>,
+    /// Group names as the directory reports them (matched to internal groups by name).
+    pub groups: Vec<String>,
+    pub credential: CredentialKind,
+}
+
+/// Why a directory that knows the user said no. Never shown to the client: every rejection
+/// looks the same from outside, so that nothing can be learnt about accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    WrongSecret,
+    Disabled,
+    /// The stored hash is in a scheme we cannot verify; logged as a data error.
+    UnverifiableSecret,
+    /// A group, or another principal that may not log in.
+    NotLoginable,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    Authenticated(Identity),
+    UnknownUser,
+    Rejected(RejectReason),
+}
+
+/// A directory that could not answer. Every variant is a temporary failure for the client.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// Backend unreachable, timed out or refusing: retry later.
+    #[error("directory unavailable: {0}")]
+    Unavailable(String),
+    /// The directory answered with something this plugin cannot use (bad column type, an entry
+    /// without the name attribute). Needs an operator, so it is logged as an error.
+    #[error("invalid data from directory: {0}")]
+    InvalidData(String),
+}
+
+#[async_trait]
+pub trait Directory: Send + Sync {
+    /// The name it has in `[authentication] directories`.
+    fn name(&self) -> &str;
+
+    /// Checks a password. See the crate docs for what each answer means to the chain.
+    async fn authenticate(&self, request: &LoginRequest<'_>) -> Result<Outcome, DirectoryError>;
+
+    /// Finds a principal without a secret (bearer tokens, refreshes, `explain`).
+    async fn lookup(&self, name: &str) -> Result<Option<Identity>, DirectoryError>;
+
+    /// Readiness: `Ok` when the backend can be reached now.
+    async fn health(&self) -> Result<(), DirectoryError>;
+}
+
+/// Why a user name was refused before any directory saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UsernameError {
+    #[error("user name is empty")]
+    Empty,
+    #[error("user name is longer than {MAX_USERNAME_LEN} bytes")]
+    TooLong,
+    #[error("user name contains a control character")]
+    ControlCharacter,
+}
+
+/// Syntactic check every front-end applies before the chain: no directory ever sees an empty,
+/// overlong or control-character name (NUL in particular truncates strings in C backends).
+pub fn validate_username(name: &str) -> Result<(), UsernameError> {
+    if name.is_empty() {
+        return Err(UsernameError::Empty);
+    }
+    if name.len() > MAX_USERNAME_LEN {
+        return Err(UsernameError::TooLong);
+    }
+    if name.chars().any(char::is_control) {
+        return Err(UsernameError::ControlCharacter);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert_eq!(validate_username(""), Err(UsernameError::Empty));
+        assert_eq!(validate_username("a\0b"), Err(UsernameError::ControlCharacter));
+        assert_eq!(validate_username("a\tb"), Err(UsernameError::ControlCharacter));
+        assert_eq!(
+            validate_username(&"x".repeat(10_000)),
+            Err(UsernameError::TooLong)
+        );
+        assert!(validate_username("alice@example.org").is_ok());
+        assert!(validate_username("jürgen").is_ok());
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let s = Secret::password("hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

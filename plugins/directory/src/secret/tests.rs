@@ -1,0 +1,370 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use argon2::password_hash::PasswordHash;
+use proptest::prelude::*;
+use zeroize::Zeroizing;
+
+use super::*;
+
+/// Limits small enough that fuzzed inputs which happen to parse finish at once.
+const TINY: Limits = Limits {
+    max_memory_bytes: 1 << 20,
+    max_iterations: 2_000,
+    max_bcrypt_cost: 5,
+    max_passes: 2,
+};
+
+fn label_of(stored: &str) -> &'static str {
+    identify(stored).map(Scheme::label).unwrap_or("error")
+}
+
+#[test]
+fn every_vector_verifies_right_and_rejects_wrong() {
+    let vectors = vectors::all();
+    assert!(vectors.len() > 70);
+    for v in &vectors {
+        assert!(!v.command.is_empty(), "{} has no command", v.hash);
+        assert_eq!(
+            label_of(v.hash),
+            v.label,
+            "identify {} ({})",
+            v.hash,
+            v.command
+        );
+        assert_eq!(
+            verify(v.hash, v.password.as_bytes()),
+            Ok(true),
+            "right password for {} ({})",
+            v.hash,
+            v.command
+        );
+        let wrong = format!("{}!", v.password);
+        assert_eq!(
+            verify(v.hash, wrong.as_bytes()),
+            Ok(false),
+            "wrong password for {} ({})",
+            v.hash,
+            v.command
+        );
+    }
+}
+
+/// Flips one alphanumeric character near the end (inside the digest for every format here).
+fn garble(hash: &str) -> String {
+    let mut chars: Vec<char> = hash.chars().collect();
+    if let Some(c) = chars
+        .iter_mut()
+        .rev()
+        .skip(4)
+        .find(|c| c.is_ascii_alphanumeric())
+    {
+        *c = if *c == 'a' { 'b' } else { 'a' };
+    }
+    chars.into_iter().collect()
+}
+
+#[test]
+fn truncated_or_garbled_vectors_never_verify() {
+    for v in vectors::all() {
+        // Dropping only Base64 padding leaves the same digest, so cut a real character.
+        let unpadded = v.hash.trim_end_matches('=');
+        let boundaries: Vec<usize> = unpadded.char_indices().map(|(i, _)| i).collect();
+        let half = boundaries[boundaries.len() / 2];
+        let last = boundaries[boundaries.len() - 1];
+        let garbled = garble(v.hash);
+        for broken in [&unpadded[..half], &unpadded[..last], garbled.as_str()] {
+            let result = verify(broken, v.password.as_bytes());
+            assert_ne!(result, Ok(true), "{broken} from {}", v.command);
+        }
+    }
+}
+
+#[test]
+fn values_without_a_known_scheme_are_never_cleartext() {
+    for stored in [
+        "secret",
+        "",
+        "{secret",
+        "$9$secret",
+        "73a8uhI5VPaSs",
+        "_secret",
+    ] {
+        let err = verify(stored, stored.as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, SecretError::UnknownScheme(_)),
+            "{stored}: {err}"
+        );
+        if !stored.is_empty() {
+            assert!(!err.to_string().contains(stored), "{err} echoes the value");
+        }
+    }
+    assert_eq!(
+        verify("{FOO}secret", b"secret"),
+        Err(SecretError::UnknownScheme("{FOO}".into()))
+    );
+    assert_eq!(
+        identify("{SHA256.ZIP}abc"),
+        Err(SecretError::UnknownScheme("{SHA256.ZIP}".into()))
+    );
+}
+
+#[test]
+fn recognised_but_unsupported_schemes_say_so() {
+    // mkpasswd -m descrypt secret / doveadm pw -s DES-CRYPT -p secret
+    for (stored, scheme) in [
+        ("{CRYPT}73a8uhI5VPaSs", "des-crypt"),
+        ("{des-crypt}5kQWHu2bE.tKw", "des-crypt"),
+        (
+            "{CRAM-MD5}e02d374fde0dc75a17a557039a3a5338c7743304777dccd376f332bee68d2cf6",
+            "cram-md5",
+        ),
+        (
+            "$2x$05$9HqvJJff88EJ2C4N4YrhRurtIKoVf0G/lAEN7y18zYBQvNOewjmUi",
+            "bcrypt-2x",
+        ),
+        ("{CRYPT}_J9..CCCCXBrJUJV154M", "bsdi-crypt"),
+    ] {
+        assert_eq!(
+            verify(stored, b"secret"),
+            Err(SecretError::Unsupported { scheme })
+        );
+    }
+}
+
+#[test]
+fn tags_are_case_insensitive() {
+    // doveadm pw -s SSHA -p secret; doveadm pw -s SHA256.HEX -p secret
+    for stored in [
+        "{ssha}vMyOBC7cExeKX6Z2PLcT4iHrk8NMYQCP",
+        "{Plain}secret",
+        "{clear.b64}c2VjcmV0",
+        "{sha256.hex}2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b",
+        "{crypt}$1$CoVFHdVp$9nBZ1wi6szmHqH9jzTXao1",
+    ] {
+        assert_eq!(verify(stored, b"secret"), Ok(true), "{stored}");
+    }
+}
+
+#[test]
+fn one_tag_two_formats() {
+    // Dovecot's {MD5} is MD5-crypt; LDAP's is a Base64 digest (doveadm pw -s MD5 / slappasswd -h {MD5}).
+    assert_eq!(
+        identify("{MD5}$1$NIFh.02g$MCc16lOvSXfDVg7mPUgBw."),
+        Ok(Scheme::Md5Crypt)
+    );
+    assert_eq!(identify("{MD5}Xr4ilOzQ4PCOq3aQ0qbuaQ=="), Ok(Scheme::Md5));
+    // Hex and Base64 MD5 both verify under either tag.
+    assert_eq!(
+        verify("{LDAP-MD5}5ebe2294ecd0e0f08eab7690d2a6ee69", b"secret"),
+        Ok(true)
+    );
+    assert_eq!(
+        verify("{PLAIN-MD5}Xr4ilOzQ4PCOq3aQ0qbuaQ", b"secret"),
+        Ok(true)
+    );
+}
+
+#[test]
+fn costs_beyond_the_limits_are_refused_before_any_work() {
+    let too_costly = [
+        ("$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHQ$qepNvjnd87jUmDo1KWSnSNx4iF2FZaVdFXhO9jdW5ak", "argon2"),
+        ("$2b$31$9HqvJJff88EJ2C4N4YrhRurtIKoVf0G/lAEN7y18zYBQvNOewjmUi", "bcrypt"),
+        ("$6$rounds=999999999$saltsaltsaltsalt$ph0yGsyjzqdeFaon7.gJZo8eAG5/rj9/JdzOu1Rl7dKzBYg3xgvl7T2VQ2Rt81bc5AXkdA54r0p8QvC1omD6R1", "sha512-crypt"),
+        ("$scrypt$ln=40,r=8,p=1$+Z9T6n2P8d6b0xrDmPO+9w$IeFJyt0Jb07BtegRPUMoqzUcxCJAykAqPpIdlaoelcI", "scrypt"),
+        ("$7$zU..../....Nw9dbXuYpSKdj2RqUoc3d1$Gn4bVU7YMCcPoGnvjwwjLOmouJqibOrQXt0LVN9ueE4", "scrypt"),
+        ("$y$jJT$VWNrZCqVwfCqzK.npRfGD/$lYsBnrZovCHA53HfaukQ1LxG1zrq3mMt33LkoMQj3W7", "yescrypt"),
+        ("$pbkdf2-sha256$4000000000$EeJ8711rTSklBCCEkNL6nw$KkEBT6woGXu8aBtl6RJcnbxyRg.Yze/l1MWz5gTZfoA", "pbkdf2"),
+        ("{SCRAM-SHA-1}4000000000,R14sqLR88ZSTQaTYe8T1uw==,qLFs/hOcG++HFfDk66foadz5NQs=,ljCC0zhJFa5cQKL7s4k9ECTGT1g=", "scram-sha-1"),
+    ];
+    for (stored, scheme) in too_costly {
+        assert_eq!(
+            verify(stored, b"secret"),
+            Err(SecretError::CostTooHigh { scheme }),
+            "{stored}"
+        );
+    }
+    // The real vectors all exceed the tiny limits used for fuzzing, except the cheap digests.
+    assert_eq!(
+        verify_with_limits(dummy_hash(), b"x", &TINY),
+        Err(SecretError::CostTooHigh { scheme: "argon2" })
+    );
+}
+
+#[test]
+fn dummy_hash_is_real_and_matches_new_hashes() {
+    assert_eq!(verify(dummy_hash(), b"x"), Ok(false));
+    assert_eq!(verify(dummy_hash(), b""), Ok(false));
+    let fresh = hash_password(b"correct horse").unwrap();
+    assert_eq!(verify(&fresh, b"correct horse"), Ok(true));
+    assert_eq!(verify(&fresh, b"correct horsf"), Ok(false));
+    let dummy = PasswordHash::new(dummy_hash()).unwrap();
+    let fresh = PasswordHash::new(&fresh).unwrap();
+    assert_eq!(dummy.algorithm, fresh.algorithm);
+    assert_eq!(dummy.version, fresh.version);
+    assert_eq!(dummy.params, fresh.params);
+    assert_eq!(dummy.salt.map(|s| s.len()), fresh.salt.map(|s| s.len()));
+    assert_eq!(dummy.hash.map(|h| h.len()), fresh.hash.map(|h| h.len()));
+}
+
+#[test]
+fn labels_are_short_lowercase_metric_values() {
+    for v in vectors::all() {
+        let label = label_of(v.hash);
+        assert!(label.len() <= 16, "{label}");
+        assert!(label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+    }
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_strings_never_panic(stored in any::<String>(), password in any::<Vec<u8>>()) {
+        let _ = identify(&stored);
+        prop_assert_ne!(verify_with_limits(&stored, &password, &TINY), Ok(true));
+    }
+
+    #[test]
+    fn arbitrary_bodies_behind_known_prefixes_never_panic(
+        prefix in prop::sample::select(vec![
+            "$argon2id$", "$argon2i$v=19$m=8,t=1,p=1$", "$2b$", "$2y$04$", "$6$", "$5$rounds=",
+            "$1$", "$apr1$", "$y$", "$y$j9T$", "$7$", "$7$0", "$scrypt$ln=1,r=1,p=1$",
+            "$pbkdf2-sha256$", "$pbkdf2-sha256$i=1$", "$pbkdf2$1$", "pbkdf2_sha256$1$",
+            "{CRYPT}", "{SSHA}", "{SHA.HEX}", "{PLAIN.B64}", "{PBKDF2}$1$", "{PBKDF2-SHA512}1$",
+            "{SCRAM-SHA-256}1,", "{ARGON2}$argon2i$", "{MD5}", "{ssha512}", "{",
+        ]),
+        body in "[ -~äé€日]{0,90}",
+        password in any::<Vec<u8>>(),
+    ) {
+        let stored = format!("{prefix}{body}");
+        let _ = identify(&stored);
+        let _ = verify_with_limits(&stored, &password, &TINY);
+    }
+}
+
+/// Cheap but real parameters, so that well-shaped random hashes reach the KDFs themselves.
+const SMALL: Limits = Limits {
+    max_memory_bytes: 2 << 20,
+    max_iterations: 2_000,
+    max_bcrypt_cost: 4,
+    max_passes: 2,
+};
+
+#[test]
+fn well_shaped_hashes_with_a_foreign_digest_are_wrong_passwords() {
+    // Cheap parameters and a digest that is not the one for "secret" (mkpasswd -m yescrypt -R 1
+    // secret gave `$y$j75$7J9etK6PVOWBnWVGy/ayX/$2hy8z7BlqAwRa0ChfAYs8DbN4tjiVu6VeSREAS3twp9`).
+    let abc =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqrstuvwx";
+    for (prefix, len, last) in [
+        ("$y$j75$7J9etK6PVOWBnWVGy/ayX/$", 42, "."),
+        ("$7$4/..../....saltsalt$", 42, "."),
+        ("$6$saltsalt$", 85, "."),
+        ("$5$rounds=1000$saltsalt$", 42, "."),
+        ("$1$saltsalt$", 21, "."),
+        ("$2b$04$abcdefghijklmnopqrstuu", 30, "."),
+        ("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$", 42, "A"),
+        ("$scrypt$ln=4,r=1,p=1$c2FsdHNhbHQ$", 42, "A"),
+        ("$pbkdf2-sha256$1000$c2FsdHNhbHQ$", 42, "A"),
+    ] {
+        let stored = format!("{prefix}{}{last}", &abc[..len]);
+        assert_eq!(
+            verify_with_limits(&stored, b"secret", &SMALL),
+            Ok(false),
+            "{stored}"
+        );
+    }
+    let yescrypt = "$y$j75$7J9etK6PVOWBnWVGy/ayX/$2hy8z7BlqAwRa0ChfAYs8DbN4tjiVu6VeSREAS3twp9";
+    assert_eq!(verify_with_limits(yescrypt, b"secret", &SMALL), Ok(true));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn well_shaped_random_hashes_never_panic_or_verify(
+        prefix in prop::sample::select(vec![
+            "$y$j75$", "$7$4/..../....", "$6$", "$5$rounds=1000$", "$1$", "$apr1$",
+            "$scrypt$ln=4,r=1,p=1$", "$argon2id$v=19$m=64,t=1,p=1$", "$pbkdf2-sha256$1000$",
+            "$pbkdf2-sha512$i=1000$", "pbkdf2_sha256$1000$", "{PBKDF2-SHA256}1000$",
+            "{PBKDF2}$1$", "{CRYPT}$6$", "{ARGON2}$argon2i$v=19$m=64,t=1,p=1$",
+        ]),
+        salt in "[./0-9A-Za-z]{0,24}",
+        digest_len in prop::sample::select(vec![0usize, 1, 22, 27, 31, 43, 53, 86, 88]),
+        digest_chars in "[./0-9A-Za-z+]{88}",
+        password in any::<Vec<u8>>(),
+    ) {
+        let digest: String = digest_chars.chars().take(digest_len).collect();
+        let stored = format!("{prefix}{salt}${digest}");
+        let _ = identify(&stored);
+        prop_assert_ne!(verify_with_limits(&stored, &password, &SMALL), Ok(true), "{}", stored);
+        let bcrypt = format!("$2b$04${salt}{digest}");
+        prop_assert_ne!(verify_with_limits(&bcrypt, &password, &SMALL), Ok(true), "{}", bcrypt);
+    }
+}
+
+#[tokio::test]
+async fn hasher_reports_the_scheme_and_drains() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let hasher = Hasher::new(2).with_observer(Arc::new(move |label| {
+        record.lock().unwrap().push(label);
+    }));
+    let hash = hasher.hash(Zeroizing::new(b"pw".to_vec())).await.unwrap();
+    let ok = hasher.verify(hash, Zeroizing::new(b"pw".to_vec())).await;
+    assert_eq!(ok, Ok(true));
+    let plain = hasher
+        .verify("{PLAIN}pw".into(), Zeroizing::new(b"px".to_vec()))
+        .await;
+    assert_eq!(plain, Ok(false));
+    let unknown = hasher
+        .verify("pw".into(), Zeroizing::new(b"pw".to_vec()))
+        .await;
+    assert!(matches!(unknown, Err(SecretError::UnknownScheme(_))));
+    assert_eq!(*seen.lock().unwrap(), vec!["argon2", "plain"]);
+    assert_eq!(hasher.queued(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hasher_bounds_work_and_counts_abandoned_jobs() {
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let hasher = Hasher::new(1);
+    let mut jobs = Vec::new();
+    for _ in 0..3 {
+        let (hasher, running, peak) = (hasher.clone(), Arc::clone(&running), Arc::clone(&peak));
+        jobs.push(tokio::spawn(async move {
+            hasher
+                .run(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(30));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    Ok(())
+                })
+                .await
+        }));
+    }
+    for job in jobs {
+        job.await.unwrap().unwrap();
+    }
+    assert_eq!(peak.load(Ordering::SeqCst), 1);
+
+    // A caller that gives up does not free the slot or the gauge before the work ends.
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(1),
+        hasher.verify(dummy_hash().into(), Zeroizing::new(b"x".to_vec())),
+    )
+    .await;
+    assert!(abandoned.is_err(), "argon2 finished within 1 ms");
+    assert_eq!(hasher.queued(), 1);
+    for _ in 0..500 {
+        if hasher.queued() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("abandoned verification never finished");
+}

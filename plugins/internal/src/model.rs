@@ -1,0 +1,322 @@
+//! The directory model of SPEC §4, with the seeds' camelCase field names. These types are what
+//! provisioning files and the store's JSON bodies contain; permission names are kept as text here
+//! and compiled to bitsets by the engine.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// `roles` of an account, group or tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleSet {
+    /// `"user"` → defaultUserRoleIds.
+    User,
+    /// `"admin"` → defaultAdminRoleIds (defaultTenantRoleIds for an account with a tenant).
+    Admin,
+    /// `"default"` → defaultGroupRoleIds for groups, defaultTenantRoleIds for tenants.
+    Default,
+    /// Explicit role ids.
+    List(Vec<String>),
+}
+
+impl RoleSet {
+    /// Role ids named explicitly (for reference checks); the keywords name none.
+    pub fn explicit(&self) -> &[String] {
+        match self {
+            RoleSet::List(ids) => ids,
+            _ => &[],
+        }
+    }
+}
+
+impl Serialize for RoleSet {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RoleSet::User => s.serialize_str("user"),
+            RoleSet::Admin => s.serialize_str("admin"),
+            RoleSet::Default => s.serialize_str("default"),
+            RoleSet::List(ids) => ids.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RoleSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            List(Vec<String>),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "roles must be \"user\", \"admin\", \"default\" or a list of role ids",
+            )
+        })? {
+            Raw::Word(w) => match w.as_str() {
+                "user" => Ok(RoleSet::User),
+                "admin" => Ok(RoleSet::Admin),
+                "default" => Ok(RoleSet::Default),
+                other => Err(serde::de::Error::custom(format!(
+                    "roles must be \"user\", \"admin\", \"default\" or a list of role ids, not {other:?}"
+                ))),
+            },
+            Raw::List(ids) => Ok(RoleSet::List(ids)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Inherit,
+    Merge,
+    Replace,
+}
+
+/// `permissions` of an account, group or tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Permissions {
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enabled: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disabled: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Role {
+    pub id: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub role_ids: Vec<String>,
+    #[serde(default)]
+    pub enabled_permissions: Vec<String>,
+    #[serde(default)]
+    pub disabled_permissions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_tenant_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Tenant {
+    pub id: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "default_roles")]
+    pub roles: RoleSet,
+    #[serde(default)]
+    pub permissions: Permissions,
+}
+
+fn default_roles() -> RoleSet {
+    RoleSet::Default
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountType {
+    #[default]
+    Individual,
+    Group,
+}
+
+/// An individual or a group. `password` only appears in provisioning input (it is hashed on the
+/// way in); the store keeps the hash apart from the body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Account {
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub kind: AccountType,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub emails: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub member_of: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Absent: `"user"` for individuals, `"default"` for groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<RoleSet>,
+    #[serde(default)]
+    pub permissions: Permissions,
+}
+
+impl Account {
+    pub fn effective_roles(&self) -> RoleSet {
+        match (&self.roles, self.kind) {
+            (Some(r), _) => r.clone(),
+            (None, AccountType::Individual) => RoleSet::User,
+            (None, AccountType::Group) => RoleSet::Default,
+        }
+    }
+}
+
+/// The Authentication singleton's default role sets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthDefaults {
+    #[serde(default = "default_user")]
+    pub default_user_role_ids: Vec<String>,
+    #[serde(default = "default_admin")]
+    pub default_admin_role_ids: Vec<String>,
+    #[serde(default = "default_tenant")]
+    pub default_tenant_role_ids: Vec<String>,
+    #[serde(default)]
+    pub default_group_role_ids: Vec<String>,
+}
+
+fn default_user() -> Vec<String> {
+    vec!["user".into()]
+}
+fn default_admin() -> Vec<String> {
+    vec!["admin".into()]
+}
+fn default_tenant() -> Vec<String> {
+    vec!["tenant-admin".into()]
+}
+
+impl Default for AuthDefaults {
+    fn default() -> Self {
+        AuthDefaults {
+            default_user_role_ids: default_user(),
+            default_admin_role_ids: default_admin(),
+            default_tenant_role_ids: default_tenant(),
+            default_group_role_ids: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScopeMode {
+    #[default]
+    Inherit,
+    Disable,
+    Replace,
+}
+
+/// Scope of an API key or app password (SPEC §4 rule 6).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CredentialScope {
+    #[serde(default)]
+    pub mode: ScopeMode,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permissions: Vec<String>,
+}
+
+/// An API key or an app password: same shape, different use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Credential {
+    pub id: String,
+    pub account: String,
+    #[serde(default)]
+    pub description: String,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// IP addresses or CIDR networks; empty means anywhere.
+    #[serde(default)]
+    pub allowed_ips: Vec<String>,
+    #[serde(default)]
+    pub permissions: CredentialScope,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialType {
+    ApiKey,
+    AppPassword,
+}
+
+impl CredentialType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialType::ApiKey => "api-key",
+            CredentialType::AppPassword => "app-password",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OAuthClient {
+    pub client_id: String,
+    /// A hash in any scheme of SPEC §5 (or `{PLAIN}` for tests); never returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_tenant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<RoleSet>,
+    #[serde(default)]
+    pub permissions: Permissions,
+}
+
+/// Everything a provisioning file may hold. Table names are kebab-case like the config; object
+/// fields are the seeds' camelCase names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Provision {
+    #[serde(default)]
+    pub authentication: Option<AuthDefaults>,
+    #[serde(default)]
+    pub tenant: Vec<Tenant>,
+    #[serde(default)]
+    pub role: Vec<Role>,
+    #[serde(default)]
+    pub account: Vec<Account>,
+    #[serde(default)]
+    pub api_key: Vec<Credential>,
+    #[serde(default)]
+    pub app_password: Vec<Credential>,
+    #[serde(default)]
+    pub oauth_client: Vec<OAuthClient>,
+}
+
+/// Ids of the built-in roles; they always exist and cannot be provisioned.
+pub const BUILTIN_ROLES: [&str; 3] = ["user", "admin", "tenant-admin"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roleset_forms() {
+        #[derive(Deserialize)]
+        struct W {
+            roles: RoleSet,
+        }
+        let w: W = serde_json::from_str(r#"{"roles":"admin"}"#).unwrap();
+        assert_eq!(w.roles, RoleSet::Admin);
+        let w: W = serde_json::from_str(r#"{"roles":["a","b"]}"#).unwrap();
+        assert_eq!(w.roles, RoleSet::List(vec!["a".into(), "b".into()]));
+        assert!(serde_json::from_str::<W>(r#"{"roles":"root"}"#).is_err());
+        assert_eq!(
+            serde_json::to_string(&RoleSet::Default).unwrap(),
+            r#""default""#
+        );
+    }
+
+    #[test]
+    fn account_defaults() {
+        let a: Account = serde_json::from_str(r#"{"name":"g","type":"group"}"#).unwrap();
+        assert_eq!(a.effective_roles(), RoleSet::Default);
+        assert!(serde_json::from_str::<Account>(r#"{"name":"a","rolez":"user"}"#).is_err());
+    }
+}
