@@ -5,7 +5,15 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = postern::cli::Args::parse();
+    let args = match postern::cli::Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are not errors; a bad command line is a user error (1),
+            // not clap's default 2, which SPEC reserves for runtime failures.
+            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+    };
     match postern::cli::run(args) {
         Ok(code) => code,
         Err(e) => {

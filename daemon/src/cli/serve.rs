@@ -64,6 +64,7 @@ pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
     }
     engine.spawn_maintenance(runtime::RELOAD_INTERVAL);
     tracing::info!("ready");
+    println!("ready");
 
     wait_for_signal().await;
     tracing::info!("stopping: no new connections; letting requests in flight finish");

@@ -145,4 +145,6 @@ impl LineReader {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

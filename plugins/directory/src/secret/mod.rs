@@ -1,8 +1,9 @@
 //! Password hash schemes: one [`verify`] that dispatches on the stored form (SPEC §5).
 //!
 //! A stored secret is either a `{SCHEME}` form (LDAP `userPassword`, Dovecot passdb; the tag is
-//! case-insensitive) or a bare modular-crypt / PHC string (`$argon2id$`, `$2y$`, `$6$`, `$y$`,
-//! `$pbkdf2-sha256$`, Django's `pbkdf2_sha256$`, …). Anything else is an error: a value with no
+//! case-insensitive, as both servers treat it) or a bare modular-crypt / PHC string
+//! (`$argon2id$`, `$2y$`, `$6$`, `$y$`, `$pbkdf2-sha256$`, Django's `pbkdf2_sha256$`, …; these
+//! ids are case-sensitive, as crypt(3) defines them). Anything else is an error: a value with no
 //! recognised prefix, or with an unknown `{SCHEME}`, is *never* compared as cleartext. Doing so
 //! would let the literal string of a hash (or a typo'd scheme name) work as the password, and
 //! would silently turn a migration mistake into an open account.
