@@ -1,6 +1,7 @@
 //! The engine every front-end shares: the directory chain, the policy in memory, throttling,
 //! sessions and metrics.
 
+pub mod bearer;
 pub mod clock;
 mod login;
 mod session;
@@ -157,11 +158,12 @@ impl Engine {
             loop {
                 tick.tick().await;
                 let Some(engine) = weak.upgrade() else { break };
+                engine.metrics.hash_queue.set(engine.hasher.queued() as i64);
                 if let Err(e) = engine.reload_if_changed().await {
                     tracing::warn!(error = %e, "directory model reload failed; keeping the current one");
                 }
                 // Every ~10 s: the gauge, and the purge of sessions ended a day ago.
-                if n % 20 == 0 {
+                if n.is_multiple_of(20) {
                     let now = engine.clock.unix();
                     if let Ok(count) = engine.store.count_active_sessions(now).await {
                         engine.metrics.sessions_active.set(count);

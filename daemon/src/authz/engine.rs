@@ -69,6 +69,9 @@ pub(super) struct CTenant {
     pub spec: Spec,
 }
 
+/// Ids reached by a walk, each with the id that led to it (`None` for a starting point).
+pub type Chain = Vec<(String, Option<String>)>;
+
 /// Where a `roles` value is resolved: the keywords mean different defaults in each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoleContext {
@@ -214,7 +217,7 @@ impl Policy {
 
     /// Rule 2: RC(ids). Follows `roleIds` breadth-first, each role once (cycles end there).
     /// Returns the pair and the roles reached, each with the role that led to it.
-    pub fn role_closure(&self, ids: &[String]) -> Result<(Pair, Vec<(String, Option<String>)>), AuthzError> {
+    pub fn role_closure(&self, ids: &[String]) -> Result<(Pair, Chain), AuthzError> {
         let mut pair = Pair::default();
         let mut reached: Vec<(String, Option<String>)> = Vec::new();
         let mut seen = BTreeSet::new();
@@ -233,7 +236,7 @@ impl Policy {
 
     /// Rule 3's G: every group reachable through `memberOf`, each once. Names the internal
     /// store does not know are groups without roles (an external directory's groups).
-    pub fn group_closure(&self, member_of: &[String]) -> Vec<(String, Option<String>)> {
+    pub fn group_closure(&self, member_of: &[String]) -> Chain {
         let mut out = Vec::new();
         let mut seen = BTreeSet::new();
         let mut queue: VecDeque<(&String, Option<&String>)> = member_of.iter().map(|g| (g, None)).collect();

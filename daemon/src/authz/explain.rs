@@ -48,7 +48,11 @@ impl Policy {
             lines.push("  roles and groups are ignored (replace)".into());
         } else {
             let ids = self.resolve(&s.roles, ctx);
-            lines.push(format!("account roles {:?} → {:?}", s.roles, ids));
+            lines.push(format!(
+                "account roles {} → {:?}",
+                serde_json::to_string(&s.roles).unwrap_or_default(),
+                ids
+            ));
             let (_, chain) = self.role_closure(ids)?;
             self.role_lines(&chain, "account", p, &mut lines);
             let groups = self.group_closure(&s.member_of);

@@ -65,8 +65,10 @@ pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
     engine.spawn_maintenance(runtime::RELOAD_INTERVAL);
     tracing::info!("ready");
     println!("ready");
+    notify_systemd();
 
     wait_for_signal().await;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     tracing::info!("stopping: no new connections; letting requests in flight finish");
     let _ = stop_tx.send(true);
     let drain = futures_join(tasks);
@@ -75,6 +77,25 @@ pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// READY=1 once every listener is bound (Type=notify), and watchdog pings when the unit sets
+/// WatchdogSec. Outside systemd (no NOTIFY_SOCKET) these are no-ops.
+fn notify_systemd() {
+    if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
+    let mut usec = 0u64;
+    if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
+        let every = std::time::Duration::from_micros(usec / 2);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            }
+        });
+    }
 }
 
 async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
