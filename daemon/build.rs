@@ -22,7 +22,10 @@ fn main() {
         }
         let cols: Vec<&str> = line.split('\t').collect();
         if cols.len() != 5 {
-            println!("cargo:warning=permissions.tsv line {}: expected 5 columns", n + 1);
+            println!(
+                "cargo:warning=permissions.tsv line {}: expected 5 columns",
+                n + 1
+            );
             std::process::exit(1);
         }
         let yes = |s: &str| s.trim() == "yes";
@@ -39,7 +42,8 @@ fn main() {
     }
     out.push_str("];\n");
     let _ = writeln!(out, "pub const COUNT: usize = {count};");
-    let dest = Path::new(&env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("permissions.rs");
+    let dest =
+        Path::new(&env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("permissions.rs");
     if let Err(e) = fs::write(&dest, out) {
         println!("cargo:warning=cannot write {}: {e}", dest.display());
         std::process::exit(1);

@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+cleanup=()
+trap 'for f in "${cleanup[@]}"; do rm -f "$f"; done' EXIT
+
 need=()
 while read -r pkg _; do
   [[ -z "$pkg" || "$pkg" == \#* ]] && continue
@@ -16,7 +19,7 @@ if ((${#need[@]})); then
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
     $SUDO chmod +x /usr/sbin/policy-rc.d
-    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+    cleanup+=(/usr/sbin/policy-rc.d)
   fi
   echo 'slapd slapd/no_configuration boolean true' | $SUDO debconf-set-selections
   echo 'postfix postfix/main_mailer_type select No configuration' | $SUDO debconf-set-selections
@@ -25,4 +28,14 @@ if ((${#need[@]})); then
 fi
 
 cargo build --workspace --all-targets
-cargo test --workspace -- --test-threads="${POSTERN_TEST_THREADS:-4}"
+log=$(mktemp)
+cleanup+=("$log")
+set +e
+cargo test --workspace -- --test-threads="${POSTERN_TEST_THREADS:-4}" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run (cargo prints one per test binary, the last of which is
+# often an empty doc-test run).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "%d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -11,7 +11,11 @@ fn main() -> ExitCode {
             let _ = e.print();
             // --help and --version are not errors; a bad command line is a user error (1),
             // not clap's default 2, which SPEC reserves for runtime failures.
-            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match postern::cli::run(args) {

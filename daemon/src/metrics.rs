@@ -61,7 +61,9 @@ fn gauge(r: &Registry, name: &str, help: &str) -> R<IntGauge> {
     reg(r, IntGauge::new(name, help)?)
 }
 
-const LATENCY: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const LATENCY: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 impl Metrics {
     /// Fails only if a name above were malformed or registered twice (a test proves neither).
@@ -77,7 +79,10 @@ impl Metrics {
         let connections_active = reg(
             &r,
             IntGaugeVec::new(
-                Opts::new("postern_connections_active", "Open client connections per listener."),
+                Opts::new(
+                    "postern_connections_active",
+                    "Open client connections per listener.",
+                ),
                 &["listener"],
             )?,
         )?;
@@ -106,8 +111,17 @@ impl Metrics {
                 "Time a directory took to answer.",
                 &["directory"],
             )?,
-            sessions_issued: counter(&r, "postern_sessions_issued_total", "Sessions issued, by kind.", &["kind"])?,
-            sessions_active: gauge(&r, "postern_sessions_active", "Sessions neither expired nor revoked in the store.")?,
+            sessions_issued: counter(
+                &r,
+                "postern_sessions_issued_total",
+                "Sessions issued, by kind.",
+                &["kind"],
+            )?,
+            sessions_active: gauge(
+                &r,
+                "postern_sessions_active",
+                "Sessions neither expired nor revoked in the store.",
+            )?,
             hash_verifications: counter(
                 &r,
                 "postern_password_hash_verifications_total",
@@ -115,8 +129,16 @@ impl Metrics {
                 &["scheme"],
             )?,
             connections_active,
-            hash_queue: gauge(&r, "postern_hash_queue_depth", "Password verifications waiting or running.")?,
-            store_generation: gauge(&r, "postern_store_generation", "Generation of the directory model in memory.")?,
+            hash_queue: gauge(
+                &r,
+                "postern_hash_queue_depth",
+                "Password verifications waiting or running.",
+            )?,
+            store_generation: gauge(
+                &r,
+                "postern_store_generation",
+                "Generation of the directory model in memory.",
+            )?,
             registry: r,
         })
     }
@@ -130,7 +152,14 @@ impl Metrics {
         String::from_utf8(buf).unwrap_or_default()
     }
 
-    pub fn auth(&self, frontend: &str, mechanism: &str, directory: &str, outcome: Outcome, seconds: f64) {
+    pub fn auth(
+        &self,
+        frontend: &str,
+        mechanism: &str,
+        directory: &str,
+        outcome: Outcome,
+        seconds: f64,
+    ) {
         self.auth_requests
             .with_label_values(&[frontend, mechanism, directory, outcome.as_str()])
             .inc();
@@ -151,8 +180,12 @@ mod tests {
         m.sessions_issued.with_label_values(&["password"]).inc();
         m.hash_verifications.with_label_values(&["argon2"]).inc();
         m.connections_active.with_label_values(&["http"]).inc();
-        m.directory_requests.with_label_values(&["internal", "found"]).inc();
-        m.directory_duration.with_label_values(&["internal"]).observe(0.1);
+        m.directory_requests
+            .with_label_values(&["internal", "found"])
+            .inc();
+        m.directory_duration
+            .with_label_values(&["internal"])
+            .observe(0.1);
         let text = m.render();
         for name in [
             "postern_auth_requests_total",

@@ -49,7 +49,10 @@ impl Listener {
         max_connections: usize,
         gauge: IntGauge,
     ) -> Result<Listener, BindError> {
-        let io_err = |source| BindError::Io { bind: bind.to_string(), source };
+        let io_err = |source| BindError::Io {
+            bind: bind.to_string(),
+            source,
+        };
         let socket = if let Some(path) = bind.strip_prefix("unix:") {
             let path = PathBuf::from(path);
             // A socket file left by a previous run would make bind fail; anything else at that
@@ -62,10 +65,14 @@ impl Listener {
             }
             let l = UnixListener::bind(&path).map_err(io_err)?;
             if let Some(mode) = unix.mode {
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(io_err)?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                    .map_err(io_err)?;
             }
             if unix.user.is_some() || unix.group.is_some() {
-                chown(&path, unix).map_err(|reason| BindError::Invalid { bind: bind.to_string(), reason })?;
+                chown(&path, unix).map_err(|reason| BindError::Invalid {
+                    bind: bind.to_string(),
+                    reason,
+                })?;
             }
             Socket::Unix(l, path)
         } else {
@@ -75,7 +82,11 @@ impl Listener {
             })?;
             Socket::Tcp(TcpListener::bind(addr).await.map_err(io_err)?)
         };
-        Ok(Listener { socket, permits: Arc::new(Semaphore::new(max_connections.max(1))), gauge })
+        Ok(Listener {
+            socket,
+            permits: Arc::new(Semaphore::new(max_connections.max(1))),
+            gauge,
+        })
     }
 
     /// The bound address as text (`127.0.0.1:41234`, `unix:/run/postern/auth`); useful after
@@ -106,7 +117,14 @@ impl Listener {
             match accepted {
                 Ok((stream, addr)) => {
                     self.gauge.inc();
-                    return (Conn { stream, _permit: permit, gauge: self.gauge.clone() }, addr);
+                    return (
+                        Conn {
+                            stream,
+                            _permit: permit,
+                            gauge: self.gauge.clone(),
+                        },
+                        addr,
+                    );
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -179,7 +197,11 @@ impl Drop for Conn {
 }
 
 impl AsyncRead for Conn {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match &mut self.get_mut().stream {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
@@ -188,7 +210,11 @@ impl AsyncRead for Conn {
 }
 
 impl AsyncWrite for Conn {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match &mut self.get_mut().stream {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),

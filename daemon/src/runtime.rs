@@ -43,28 +43,43 @@ pub async fn open_store(config: &Config) -> Result<Store, BuildError> {
 
 pub fn hasher(config: &Config, metrics: Option<&Metrics>) -> Hasher {
     let limit = match config.server.hash_concurrency {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
         n => n,
     };
     let hasher = Hasher::new(limit);
     match metrics {
         Some(m) => {
             let counter = m.hash_verifications.clone();
-            hasher.with_observer(Arc::new(move |scheme| counter.with_label_values(&[scheme]).inc()))
+            hasher.with_observer(Arc::new(move |scheme| {
+                counter.with_label_values(&[scheme]).inc()
+            }))
         }
         None => hasher,
     }
 }
 
 /// The chain of `[authentication] directories`, built once from config.
-pub fn directories(config: &Config, store: &Store, hasher: &Hasher) -> Result<Vec<Arc<dyn Directory>>, BuildError> {
+pub fn directories(
+    config: &Config,
+    store: &Store,
+    hasher: &Hasher,
+) -> Result<Vec<Arc<dyn Directory>>, BuildError> {
     let mut chain: Vec<Arc<dyn Directory>> = Vec::new();
     for name in &config.authentication.directories {
         if name == "internal" {
-            chain.push(Arc::new(InternalDirectory::new(store.clone(), hasher.clone())));
+            chain.push(Arc::new(InternalDirectory::new(
+                store.clone(),
+                hasher.clone(),
+            )));
             continue;
         }
-        let kind = config.directory.get(name).map(|d| d.kind()).unwrap_or("unknown");
+        let kind = config
+            .directory
+            .get(name)
+            .map(|d| d.kind())
+            .unwrap_or("unknown");
         return Err(BuildError::Config(format!(
             "directory.{name}: type {kind:?} is not available in this build yet"
         )));

@@ -9,7 +9,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub mod mail;
+pub mod nginx;
 pub mod pg;
+pub mod postfix;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -18,15 +21,24 @@ pub fn root() -> PathBuf {
 
 /// The `postern` binary built by `cargo build` (the test command builds it first).
 pub fn postern_bin() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
     let bin = target.join("debug").join("postern");
-    assert!(bin.exists(), "{} is missing: run `cargo build -p postern` first (scripts/test.sh does)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p postern` first (scripts/test.sh does)",
+        bin.display()
+    );
     bin
 }
 
 /// A free loopback port (bound, read, released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
 }
 
 /// Runs `postern ARGS` to completion.
@@ -42,14 +54,22 @@ pub fn postern(args: &[&str], dir: &Path, stdin: Option<&str>) -> Output {
         .spawn()
         .expect("spawn postern");
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     drop(child.stdin.take());
     child.wait_with_output().expect("wait postern")
 }
 
 pub fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 /// A running daemon. Killed (SIGTERM, then SIGKILL) on drop.
@@ -75,7 +95,11 @@ impl Daemon {
     pub fn start_in(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Daemon {
         let path = dir.path().join("postern.toml");
         std::fs::write(&path, config).unwrap();
-        let args = ["serve".to_string(), "--config".to_string(), path.display().to_string()];
+        let args = [
+            "serve".to_string(),
+            "--config".to_string(),
+            path.display().to_string(),
+        ];
         Self::spawn(dir, &args, env, path)
     }
 
@@ -86,7 +110,12 @@ impl Daemon {
         Self::spawn(dir, &["serve".to_string()], env, none)
     }
 
-    fn spawn(dir: tempfile::TempDir, args: &[String], env: &[(&str, &str)], path: PathBuf) -> Daemon {
+    fn spawn(
+        dir: tempfile::TempDir,
+        args: &[String],
+        env: &[(&str, &str)],
+        path: PathBuf,
+    ) -> Daemon {
         let stderr_path = dir.path().join("stderr.log");
         let mut cmd = Command::new(postern_bin());
         cmd.args(args).current_dir(dir.path());
@@ -129,7 +158,14 @@ impl Daemon {
                 }
             }
         }
-        Daemon { child, dir, listeners, banner, config: path, stderr_path }
+        Daemon {
+            child,
+            dir,
+            listeners,
+            banner,
+            config: path,
+            stderr_path,
+        }
     }
 
     pub fn addr(&self, protocol: &str) -> String {
@@ -150,7 +186,9 @@ impl Daemon {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         for _ in 0..200 {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
@@ -165,7 +203,9 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
             std::thread::sleep(Duration::from_millis(100));
             let _ = self.child.kill();
             let _ = self.child.wait();
@@ -186,7 +226,10 @@ impl Reply {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -203,7 +246,11 @@ fn reply(r: Result<ureq::Response, ureq::Error>) -> Reply {
         .filter_map(|n| resp.header(&n).map(|v| (n.clone(), v.to_string())))
         .collect();
     let body = resp.into_string().unwrap_or_default();
-    Reply { status, headers, body }
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 pub fn get(url: &str, bearer: Option<&str>) -> Reply {
@@ -215,11 +262,20 @@ pub fn get(url: &str, bearer: Option<&str>) -> Reply {
 }
 
 pub fn delete(url: &str, bearer: &str) -> Reply {
-    reply(ureq::delete(url).set("Authorization", &format!("Bearer {bearer}")).call())
+    reply(
+        ureq::delete(url)
+            .set("Authorization", &format!("Bearer {bearer}"))
+            .call(),
+    )
 }
 
 pub fn post_raw(url: &str, content_type: &str, body: &[u8]) -> Reply {
-    reply(ureq::post(url).timeout(Duration::from_secs(30)).set("Content-Type", content_type).send_bytes(body))
+    reply(
+        ureq::post(url)
+            .timeout(Duration::from_secs(30))
+            .set("Content-Type", content_type)
+            .send_bytes(body),
+    )
 }
 
 pub fn login(url: &str, user: &str, password: &str) -> Reply {
@@ -229,7 +285,9 @@ pub fn login(url: &str, user: &str, password: &str) -> Reply {
 
 /// Runs a command, failing the test with its output when it fails.
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\n{}",

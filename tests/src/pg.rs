@@ -17,16 +17,25 @@ pub struct Postgres {
 fn bin_dir() -> PathBuf {
     let base = PathBuf::from("/usr/lib/postgresql");
     let mut versions: Vec<PathBuf> = std::fs::read_dir(&base)
-        .unwrap_or_else(|_| panic!("PostgreSQL server is not installed ({} missing): scripts/test.sh installs it", base.display()))
+        .unwrap_or_else(|_| {
+            panic!(
+                "PostgreSQL server is not installed ({} missing): scripts/test.sh installs it",
+                base.display()
+            )
+        })
         .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
         .filter(|p| p.join("initdb").exists())
         .collect();
     versions.sort();
-    versions.pop().expect("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
+    versions
+        .pop()
+        .expect("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
 }
 
 fn is_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
 }
 
 fn as_pg(bin: &std::path::Path, tool: &str) -> Command {
@@ -42,16 +51,25 @@ fn as_pg(bin: &std::path::Path, tool: &str) -> Command {
 impl Postgres {
     pub fn start() -> Postgres {
         let bin = bin_dir();
-        let dir = tempfile::Builder::new().prefix("postern-pg").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("postern-pg")
+            .tempdir()
+            .expect("tempdir");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         if is_root() {
-            run(Command::new("chown").arg("postgres:postgres").arg(dir.path()));
+            run(Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(dir.path()));
         }
         let data = dir.path().join("data");
-        run(as_pg(&bin, "initdb")
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"]));
+        run(as_pg(&bin, "initdb").arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ]));
         let port = free_port();
         let opts = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
@@ -68,8 +86,15 @@ impl Postgres {
 
     /// Creates a database and returns its URL.
     pub fn database(&self, name: &str) -> String {
-        run(as_pg(&self.bin, "createdb")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", name]));
+        run(as_pg(&self.bin, "createdb").args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+            name,
+        ]));
         self.url(name)
     }
 

@@ -54,8 +54,13 @@ impl Engine {
         };
         let elapsed = started.elapsed();
         let mechanism = metric_mechanism(a.mechanism);
-        self.metrics
-            .auth(a.frontend.as_str(), mechanism, &directory, outcome, elapsed.as_secs_f64());
+        self.metrics.auth(
+            a.frontend.as_str(),
+            mechanism,
+            &directory,
+            outcome,
+            elapsed.as_secs_f64(),
+        );
         tracing::info!(
             target: "postern::auth",
             frontend = a.frontend.as_str(),
@@ -71,17 +76,26 @@ impl Engine {
         result
     }
 
-    async fn login_inner(&self, a: &PasswordAttempt<'_>) -> (Result<Principal, LoginError>, String) {
+    async fn login_inner(
+        &self,
+        a: &PasswordAttempt<'_>,
+    ) -> (Result<Principal, LoginError>, String) {
         let none = || "none".to_string();
         if let Err(e) = validate_username(a.username) {
             return (Err(LoginError::InvalidRequest(e.to_string())), none());
         }
         let password = a.password.expose();
         if password.is_empty() {
-            return (Err(LoginError::InvalidRequest("empty password".into())), none());
+            return (
+                Err(LoginError::InvalidRequest("empty password".into())),
+                none(),
+            );
         }
         if password.len() > postern_directory::MAX_SECRET_LEN || password.contains('\0') {
-            return (Err(LoginError::InvalidRequest("invalid password".into())), none());
+            return (
+                Err(LoginError::InvalidRequest("invalid password".into())),
+                none(),
+            );
         }
         if let Err(wait) = self.throttle.check(a.username, a.remote_ip) {
             return (Err(LoginError::RateLimited(wait)), none());
@@ -102,7 +116,10 @@ impl Engine {
                 Ok(Outcome::Rejected(_)) => "rejected",
                 Err(_) => "error",
             };
-            self.metrics.directory_requests.with_label_values(&[d.name(), label]).inc();
+            self.metrics
+                .directory_requests
+                .with_label_values(&[d.name(), label])
+                .inc();
             self.metrics
                 .directory_duration
                 .with_label_values(&[d.name()])
@@ -112,7 +129,9 @@ impl Engine {
                     let result = self.principal_for(&identity, d.name(), a).await;
                     match &result {
                         Ok(_) => self.throttle.succeeded(a.username),
-                        Err(LoginError::InvalidCredentials) => self.throttle.failed(a.username, a.remote_ip),
+                        Err(LoginError::InvalidCredentials) => {
+                            self.throttle.failed(a.username, a.remote_ip)
+                        }
                         Err(_) => {}
                     }
                     return (result, d.name().to_string());
@@ -127,8 +146,12 @@ impl Engine {
                     // Not a "no": a later directory may still know the user, but if none does
                     // the answer is a temporary failure, never "wrong password".
                     match &e {
-                        DirectoryError::Unavailable(_) => tracing::warn!(directory = d.name(), error = %e, "directory unavailable"),
-                        DirectoryError::InvalidData(_) => tracing::error!(directory = d.name(), error = %e, "directory returned invalid data"),
+                        DirectoryError::Unavailable(_) => {
+                            tracing::warn!(directory = d.name(), error = %e, "directory unavailable")
+                        }
+                        DirectoryError::InvalidData(_) => {
+                            tracing::error!(directory = d.name(), error = %e, "directory returned invalid data")
+                        }
                     }
                     outage = true;
                 }
@@ -163,24 +186,43 @@ impl Engine {
                 ("app-password".to_string(), Some(cred))
             }
         };
-        let extra = if directory == "internal" { &[][..] } else { &identity.groups[..] };
+        let extra = if directory == "internal" {
+            &[][..]
+        } else {
+            &identity.groups[..]
+        };
         let mut principal = self.evaluate(&stored, extra, directory, &mechanism, scope.as_ref())?;
         principal.emails = identity.emails.clone();
         let mut required = vec![Permission::known("authenticate")];
         required.extend(service_permission(a.service));
-        if let Some(missing) = required.iter().find(|p| !principal.permissions.contains(**p)) {
+        if let Some(missing) = required
+            .iter()
+            .find(|p| !principal.permissions.contains(**p))
+        {
             tracing::info!(user = %identity.name, permission = missing.name(), "login refused: permission not granted");
             return Err(LoginError::InvalidCredentials);
         }
         Ok(principal)
     }
 
-    async fn account_record(&self, identity: &Identity, directory: &str) -> Result<StoredAccount, LoginError> {
+    async fn account_record(
+        &self,
+        identity: &Identity,
+        directory: &str,
+    ) -> Result<StoredAccount, LoginError> {
         let result = if directory == "internal" {
-            self.store.account(&identity.name).await.map(|a| a.ok_or(LoginError::InvalidCredentials))
+            self.store
+                .account(&identity.name)
+                .await
+                .map(|a| a.ok_or(LoginError::InvalidCredentials))
         } else {
             self.store
-                .record_external(directory, &identity.name, identity.description.as_deref(), &identity.emails)
+                .record_external(
+                    directory,
+                    &identity.name,
+                    identity.description.as_deref(),
+                    &identity.emails,
+                )
                 .await
                 .map(Ok)
         };
@@ -191,7 +233,11 @@ impl Engine {
     }
 
     /// Expiry and source address of an app password or API key.
-    pub(super) fn check_credential(&self, cred: &Credential, ip: Option<IpAddr>) -> Result<(), LoginError> {
+    pub(super) fn check_credential(
+        &self,
+        cred: &Credential,
+        ip: Option<IpAddr>,
+    ) -> Result<(), LoginError> {
         if let Some(expires) = &cred.expires_at {
             match super::clock::parse_rfc3339(expires) {
                 Ok(t) if t > self.clock.unix() => {}
@@ -227,12 +273,16 @@ impl Engine {
             tracing::error!(account = %stored.account.name, error = %e, "login failed closed: dangling reference");
             LoginError::Misconfigured
         };
-        let subject = Subject::from_account(&stored.account, extra_groups).map_err(misconfigured)?;
+        let subject =
+            Subject::from_account(&stored.account, extra_groups).map_err(misconfigured)?;
         let grant = self.policy().evaluate(&subject).map_err(misconfigured)?;
         let mut permissions = grant.effective;
         if let Some(cred) = credential {
             let scope = Scope::compile(&cred.permissions).map_err(|names| {
-                misconfigured(AuthzError::UnknownPermission { object: format!("credential {:?}", cred.id), names })
+                misconfigured(AuthzError::UnknownPermission {
+                    object: format!("credential {:?}", cred.id),
+                    names,
+                })
             })?;
             permissions = scope.apply(&permissions);
         }

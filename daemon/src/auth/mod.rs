@@ -194,6 +194,10 @@ impl Engine {
             };
             directories.insert(d.name().to_string(), state);
         }
-        Readiness { ready, store, directories }
+        Readiness {
+            ready,
+            store,
+            directories,
+        }
     }
 }

@@ -57,7 +57,12 @@ impl SessionView {
             },
             roles: p.roles.clone(),
             groups: p.groups.clone(),
-            permissions: p.permissions.sorted_names().into_iter().map(String::from).collect(),
+            permissions: p
+                .permissions
+                .sorted_names()
+                .into_iter()
+                .map(String::from)
+                .collect(),
             directory: p.directory.clone(),
             mechanism: p.mechanism.clone(),
         }
@@ -75,17 +80,32 @@ impl Engine {
         self.store
             .insert_session(
                 &token_hash(&token),
-                &SessionRecord { account: p.name.clone(), created_at: now, expires_at: expires, body },
+                &SessionRecord {
+                    account: p.name.clone(),
+                    created_at: now,
+                    expires_at: expires,
+                    body,
+                },
             )
             .await?;
-        self.metrics.sessions_issued.with_label_values(&[kind_label(&p.mechanism)]).inc();
+        self.metrics
+            .sessions_issued
+            .with_label_values(&[kind_label(&p.mechanism)])
+            .inc();
         self.metrics.sessions_active.inc();
-        Ok(SessionView { token: Some(token), ..view })
+        Ok(SessionView {
+            token: Some(token),
+            ..view
+        })
     }
 
     /// The view for a bearer token: a live session, or a valid API key. `Ok(None)` when it is
     /// neither (unknown, expired, revoked, or used from a disallowed address).
-    pub async fn bearer(&self, token: &str, ip: Option<IpAddr>) -> Result<Option<SessionView>, StoreError> {
+    pub async fn bearer(
+        &self,
+        token: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<Option<SessionView>, StoreError> {
         if token.is_empty() || token.len() > 512 {
             return Ok(None);
         }
@@ -94,9 +114,16 @@ impl Engine {
         if let Some(record) = self.store.session(&hash, now).await? {
             let view: SessionView = serde_json::from_str(&record.body)
                 .map_err(|e| StoreError::Corrupt(format!("session body: {e}")))?;
-            return Ok(Some(SessionView { token: Some(token.to_string()), ..view }));
+            return Ok(Some(SessionView {
+                token: Some(token.to_string()),
+                ..view
+            }));
         }
-        let Some(cred) = self.store.credential_by_hash(CredentialType::ApiKey, &hash).await? else {
+        let Some(cred) = self
+            .store
+            .credential_by_hash(CredentialType::ApiKey, &hash)
+            .await?
+        else {
             return Ok(None);
         };
         if self.check_credential(&cred, ip).is_err() {
@@ -105,9 +132,16 @@ impl Engine {
         let Some(stored) = self.store.account(&cred.account).await? else {
             return Ok(None);
         };
-        let directory = if stored.origin == "internal" { "internal" } else { stored.origin.as_str() };
+        let directory = if stored.origin == "internal" {
+            "internal"
+        } else {
+            stored.origin.as_str()
+        };
         match self.evaluate(&stored, &[], directory, "api-key", Some(&cred)) {
-            Ok(p) if p.permissions.contains(crate::authz::Permission::known("authenticate")) => {
+            Ok(p)
+                if p.permissions
+                    .contains(crate::authz::Permission::known("authenticate")) =>
+            {
                 Ok(Some(SessionView::of(&p, cred.expires_at.clone())))
             }
             _ => Ok(None),
@@ -116,7 +150,10 @@ impl Engine {
 
     /// Revokes a session; `false` when the token was not a live session.
     pub async fn revoke(&self, token: &str) -> Result<bool, StoreError> {
-        let revoked = self.store.revoke_session(&token_hash(token), self.clock.unix()).await?;
+        let revoked = self
+            .store
+            .revoke_session(&token_hash(token), self.clock.unix())
+            .await?;
         if revoked {
             self.metrics.sessions_active.dec();
         }

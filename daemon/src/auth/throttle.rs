@@ -32,7 +32,13 @@ pub struct Throttle {
 
 impl Throttle {
     pub fn new(per_account: u32, per_ip: u32, window: Duration, clock: Arc<dyn Clock>) -> Self {
-        Throttle { per_account, per_ip, window, clock, state: Mutex::new(HashMap::new()) }
+        Throttle {
+            per_account,
+            per_ip,
+            window,
+            clock,
+            state: Mutex::new(HashMap::new()),
+        }
     }
 
     fn keys(account: &str, ip: Option<IpAddr>) -> impl Iterator<Item = Key> {
@@ -50,7 +56,9 @@ impl Throttle {
     /// `Err(retry_after)` while the account or the address is over its limit.
     pub fn check(&self, account: &str, ip: Option<IpAddr>) -> Result<(), Duration> {
         let now = self.clock.now();
-        let Ok(state) = self.state.lock() else { return Ok(()) };
+        let Ok(state) = self.state.lock() else {
+            return Ok(());
+        };
         let mut wait = None;
         for key in Self::keys(account, ip) {
             if let Some(e) = state.get(&key) {
@@ -66,15 +74,23 @@ impl Throttle {
 
     pub fn failed(&self, account: &str, ip: Option<IpAddr>) {
         let now = self.clock.now();
-        let Ok(mut state) = self.state.lock() else { return };
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
         if state.len() >= SWEEP_AT {
             let window = self.window;
             state.retain(|_, e| now.duration_since(e.start).unwrap_or_default() < window);
         }
         for key in Self::keys(account, ip) {
-            let e = state.entry(key).or_insert(Entry { start: now, failures: 0 });
+            let e = state.entry(key).or_insert(Entry {
+                start: now,
+                failures: 0,
+            });
             if now.duration_since(e.start).unwrap_or_default() >= self.window {
-                *e = Entry { start: now, failures: 0 };
+                *e = Entry {
+                    start: now,
+                    failures: 0,
+                };
             }
             e.failures = e.failures.saturating_add(1);
         }
@@ -96,7 +112,9 @@ mod tests {
 
     #[test]
     fn locks_after_limit_and_unlocks_after_window() {
-        let clock = Arc::new(ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1000)));
+        let clock = Arc::new(ManualClock::new(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1000),
+        ));
         let t = Throttle::new(3, 5, Duration::from_secs(60), clock.clone());
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..3 {

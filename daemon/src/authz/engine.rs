@@ -92,10 +92,11 @@ pub struct Subject {
 
 impl Subject {
     pub fn from_account(a: &Account, extra_groups: &[String]) -> Result<Subject, AuthzError> {
-        let spec = Spec::compile(&a.permissions).map_err(|names| AuthzError::UnknownPermission {
-            object: format!("account {:?}", a.name),
-            names,
-        })?;
+        let spec =
+            Spec::compile(&a.permissions).map_err(|names| AuthzError::UnknownPermission {
+                object: format!("account {:?}", a.name),
+                names,
+            })?;
         let mut member_of = a.member_of.clone();
         member_of.extend(extra_groups.iter().cloned());
         Ok(Subject {
@@ -148,13 +149,19 @@ impl Policy {
                 builtin.to_string(),
                 CRole {
                     role_ids: Vec::new(),
-                    own: Pair { enabled, disabled: PermSet::EMPTY },
+                    own: Pair {
+                        enabled,
+                        disabled: PermSet::EMPTY,
+                    },
                 },
             );
         }
         for r in &s.roles {
             if roles.contains_key(&r.id) {
-                errors.push(format!("role {:?}: a built-in role cannot be redefined", r.id));
+                errors.push(format!(
+                    "role {:?}: a built-in role cannot be redefined",
+                    r.id
+                ));
                 continue;
             }
             let e = PermSet::from_names(&r.enabled_permissions);
@@ -163,13 +170,20 @@ impl Policy {
                 (Ok(enabled), Ok(disabled)) => {
                     roles.insert(
                         r.id.clone(),
-                        CRole { role_ids: r.role_ids.clone(), own: Pair { enabled, disabled } },
+                        CRole {
+                            role_ids: r.role_ids.clone(),
+                            own: Pair { enabled, disabled },
+                        },
                     );
                 }
                 (e, d) => errors.push(format!(
                     "role {:?}: unknown permissions {:?}",
                     r.id,
-                    e.err().into_iter().chain(d.err()).flatten().collect::<Vec<_>>()
+                    e.err()
+                        .into_iter()
+                        .chain(d.err())
+                        .flatten()
+                        .collect::<Vec<_>>()
                 )),
             }
         }
@@ -179,25 +193,45 @@ impl Policy {
                 Ok(spec) => {
                     groups.insert(
                         g.name.clone(),
-                        CGroup { member_of: g.member_of.clone(), roles: g.effective_roles(), spec },
+                        CGroup {
+                            member_of: g.member_of.clone(),
+                            roles: g.effective_roles(),
+                            spec,
+                        },
                     );
                 }
-                Err(names) => errors.push(format!("group {:?}: unknown permissions {names:?}", g.name)),
+                Err(names) => {
+                    errors.push(format!("group {:?}: unknown permissions {names:?}", g.name))
+                }
             }
         }
         let mut tenants = HashMap::new();
         for t in &s.tenants {
             match Spec::compile(&t.permissions) {
                 Ok(spec) => {
-                    tenants.insert(t.id.clone(), CTenant { roles: t.roles.clone(), spec });
+                    tenants.insert(
+                        t.id.clone(),
+                        CTenant {
+                            roles: t.roles.clone(),
+                            spec,
+                        },
+                    );
                 }
-                Err(names) => errors.push(format!("tenant {:?}: unknown permissions {names:?}", t.id)),
+                Err(names) => {
+                    errors.push(format!("tenant {:?}: unknown permissions {names:?}", t.id))
+                }
             }
         }
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(Policy { generation: s.generation, defaults: s.defaults.clone(), roles, groups, tenants })
+        Ok(Policy {
+            generation: s.generation,
+            defaults: s.defaults.clone(),
+            roles,
+            groups,
+            tenants,
+        })
     }
 
     /// Rule 1: the role ids a `roles` value stands for.
@@ -205,7 +239,9 @@ impl Policy {
         let d = &self.defaults;
         match (roles, ctx) {
             (RoleSet::List(ids), _) => ids,
-            (RoleSet::Admin, RoleContext::Account { has_tenant: true }) => &d.default_tenant_role_ids,
+            (RoleSet::Admin, RoleContext::Account { has_tenant: true }) => {
+                &d.default_tenant_role_ids
+            }
             (RoleSet::Admin, _) => &d.default_admin_role_ids,
             (RoleSet::Default, RoleContext::Group) => &d.default_group_role_ids,
             (RoleSet::Default, RoleContext::Tenant) => &d.default_tenant_role_ids,
@@ -221,12 +257,16 @@ impl Policy {
         let mut pair = Pair::default();
         let mut reached: Vec<(String, Option<String>)> = Vec::new();
         let mut seen = BTreeSet::new();
-        let mut queue: VecDeque<(&String, Option<&String>)> = ids.iter().map(|i| (i, None)).collect();
+        let mut queue: VecDeque<(&String, Option<&String>)> =
+            ids.iter().map(|i| (i, None)).collect();
         while let Some((id, via)) = queue.pop_front() {
             if !seen.insert(id.as_str()) {
                 continue;
             }
-            let role = self.roles.get(id).ok_or_else(|| AuthzError::MissingRole(id.clone()))?;
+            let role = self
+                .roles
+                .get(id)
+                .ok_or_else(|| AuthzError::MissingRole(id.clone()))?;
             pair = pair.union(&role.own);
             reached.push((id.clone(), via.cloned()));
             queue.extend(role.role_ids.iter().map(|r| (r, Some(id))));
@@ -239,7 +279,8 @@ impl Policy {
     pub fn group_closure(&self, member_of: &[String]) -> Chain {
         let mut out = Vec::new();
         let mut seen = BTreeSet::new();
-        let mut queue: VecDeque<(&String, Option<&String>)> = member_of.iter().map(|g| (g, None)).collect();
+        let mut queue: VecDeque<(&String, Option<&String>)> =
+            member_of.iter().map(|g| (g, None)).collect();
         while let Some((name, via)) = queue.pop_front() {
             if !seen.insert(name.as_str()) {
                 continue;
@@ -253,25 +294,39 @@ impl Policy {
     }
 
     /// A group's or tenant's contribution by its mode; also returns the role ids that counted.
-    fn contribution(&self, roles: &RoleSet, spec: &Spec, ctx: RoleContext) -> Result<(Pair, Vec<String>), AuthzError> {
+    fn contribution(
+        &self,
+        roles: &RoleSet,
+        spec: &Spec,
+        ctx: RoleContext,
+    ) -> Result<(Pair, Vec<String>), AuthzError> {
         match spec.mode {
             Mode::Replace => Ok((spec.own, Vec::new())),
             mode => {
                 let (rc, reached) = self.role_closure(self.resolve(roles, ctx))?;
-                let pair = if mode == Mode::Merge { rc.union(&spec.own) } else { rc };
+                let pair = if mode == Mode::Merge {
+                    rc.union(&spec.own)
+                } else {
+                    rc
+                };
                 Ok((pair, reached.into_iter().map(|(id, _)| id).collect()))
             }
         }
     }
 
     pub fn tenant_pair(&self, tenant: &str) -> Result<Pair, AuthzError> {
-        let t = self.tenants.get(tenant).ok_or_else(|| AuthzError::MissingTenant(tenant.to_string()))?;
+        let t = self
+            .tenants
+            .get(tenant)
+            .ok_or_else(|| AuthzError::MissingTenant(tenant.to_string()))?;
         Ok(self.contribution(&t.roles, &t.spec, RoleContext::Tenant)?.0)
     }
 
     /// Rules 1–5.
     pub fn evaluate(&self, s: &Subject) -> Result<Grant, AuthzError> {
-        let ctx = RoleContext::Account { has_tenant: s.tenant.is_some() };
+        let ctx = RoleContext::Account {
+            has_tenant: s.tenant.is_some(),
+        };
         let groups = self.group_closure(&s.member_of);
         let (mut pair, mut roles) = match s.spec.mode {
             Mode::Replace => (s.spec.own, BTreeSet::new()),
@@ -286,7 +341,11 @@ impl Policy {
                         roles.extend(r);
                     }
                 }
-                let pair = if mode == Mode::Merge { inherited.union(&s.spec.own) } else { inherited };
+                let pair = if mode == Mode::Merge {
+                    inherited.union(&s.spec.own)
+                } else {
+                    inherited
+                };
                 (pair, roles)
             }
         };
@@ -315,7 +374,10 @@ pub struct Scope {
 
 impl Scope {
     pub fn compile(s: &CredentialScope) -> Result<Scope, Vec<String>> {
-        Ok(Scope { mode: s.mode, list: PermSet::from_names(&s.permissions)? })
+        Ok(Scope {
+            mode: s.mode,
+            list: PermSet::from_names(&s.permissions)?,
+        })
     }
 
     /// Never more than the account has.

@@ -14,7 +14,10 @@ fn path(name: &str, via: &Option<String>, chain: &[(String, Option<String>)]) ->
     while let Some(parent) = cur {
         out.push_str(" ← ");
         out.push_str(&parent);
-        cur = chain.iter().find(|(n, _)| n == &parent).and_then(|(_, v)| v.clone());
+        cur = chain
+            .iter()
+            .find(|(n, _)| n == &parent)
+            .and_then(|(_, v)| v.clone());
         guard += 1;
         if guard > chain.len() {
             break;
@@ -37,7 +40,9 @@ impl Policy {
     pub fn explain(&self, s: &Subject, p: Permission) -> Result<Vec<String>, AuthzError> {
         let name = p.name();
         let mut lines = Vec::new();
-        let ctx = RoleContext::Account { has_tenant: s.tenant.is_some() };
+        let ctx = RoleContext::Account {
+            has_tenant: s.tenant.is_some(),
+        };
         let mode = |m: Mode| match m {
             Mode::Inherit => "inherit",
             Mode::Merge => "merge",
@@ -58,12 +63,22 @@ impl Policy {
             let groups = self.group_closure(&s.member_of);
             for (g, via) in &groups {
                 let Some(group) = self.groups.get(g) else {
-                    lines.push(format!("  group {} (not in the internal store: no roles)", path(g, via, &groups)));
+                    lines.push(format!(
+                        "  group {} (not in the internal store: no roles)",
+                        path(g, via, &groups)
+                    ));
                     continue;
                 };
-                lines.push(format!("  group {} (mode {})", path(g, via, &groups), mode(group.spec.mode)));
+                lines.push(format!(
+                    "  group {} (mode {})",
+                    path(g, via, &groups),
+                    mode(group.spec.mode)
+                ));
                 if group.spec.mode != Mode::Inherit {
-                    if let Some(v) = verdict(group.spec.own.enabled.contains(p), group.spec.own.disabled.contains(p)) {
+                    if let Some(v) = verdict(
+                        group.spec.own.enabled.contains(p),
+                        group.spec.own.disabled.contains(p),
+                    ) {
                         lines.push(format!("    its own list {v} {name}"));
                     }
                 }
@@ -75,7 +90,10 @@ impl Policy {
             }
         }
         if s.spec.mode != Mode::Inherit {
-            if let Some(v) = verdict(s.spec.own.enabled.contains(p), s.spec.own.disabled.contains(p)) {
+            if let Some(v) = verdict(
+                s.spec.own.enabled.contains(p),
+                s.spec.own.disabled.contains(p),
+            ) {
                 lines.push(format!("  account's own list {v} {name}"));
             }
         }
@@ -83,20 +101,43 @@ impl Policy {
             let tp = self.tenant_pair(t)?;
             lines.push(format!(
                 "tenant {t}: ceiling {} {name}{}",
-                if tp.enabled.contains(p) { "includes" } else { "excludes" },
-                if tp.disabled.contains(p) { ", and disables it" } else { "" }
+                if tp.enabled.contains(p) {
+                    "includes"
+                } else {
+                    "excludes"
+                },
+                if tp.disabled.contains(p) {
+                    ", and disables it"
+                } else {
+                    ""
+                }
             ));
         }
         let granted = self.evaluate(s)?.effective.contains(p);
-        lines.push(format!("result: {name} is {}", if granted { "GRANTED" } else { "DENIED" }));
+        lines.push(format!(
+            "result: {name} is {}",
+            if granted { "GRANTED" } else { "DENIED" }
+        ));
         Ok(lines)
     }
 
-    fn role_lines(&self, chain: &[(String, Option<String>)], origin: &str, p: Permission, lines: &mut Vec<String>) {
+    fn role_lines(
+        &self,
+        chain: &[(String, Option<String>)],
+        origin: &str,
+        p: Permission,
+        lines: &mut Vec<String>,
+    ) {
         for (id, via) in chain {
-            let Some(role) = self.roles.get(id) else { continue };
+            let Some(role) = self.roles.get(id) else {
+                continue;
+            };
             if let Some(v) = verdict(role.own.enabled.contains(p), role.own.disabled.contains(p)) {
-                lines.push(format!("    role {} (from {origin}) {v} {}", path(id, via, chain), p.name()));
+                lines.push(format!(
+                    "    role {} (from {origin}) {v} {}",
+                    path(id, via, chain),
+                    p.name()
+                ));
             }
         }
     }

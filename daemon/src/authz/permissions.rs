@@ -169,7 +169,14 @@ mod tests {
 
     #[test]
     fn named_constants() {
-        for name in ["authenticate", "imap-authenticate", "pop3-authenticate", "sieve-authenticate", "email-send", "impersonate"] {
+        for name in [
+            "authenticate",
+            "imap-authenticate",
+            "pop3-authenticate",
+            "sieve-authenticate",
+            "email-send",
+            "impersonate",
+        ] {
             assert!(is_permission(name), "{name}");
             assert_eq!(Permission::known(name).name(), name);
         }

@@ -67,7 +67,12 @@ fn fixture() -> Policy {
         roles: vec![
             role("r1", &["r2"], &["authenticate", "email-send"], &[]),
             role("r2", &["r1"], &["imap-authenticate"], &["email-send"]),
-            role("helpdesk", &["user"], &["individual-list"], &["impersonate"]),
+            role(
+                "helpdesk",
+                &["user"],
+                &["individual-list"],
+                &["impersonate"],
+            ),
             role("grp", &[], &["sieve-authenticate"], &[]),
         ],
         tenants: vec![Tenant {
@@ -77,9 +82,24 @@ fn fixture() -> Policy {
             permissions: perms(Mode::Merge, &["individual-list"], &["imap-authenticate"]),
         }],
         groups: vec![
-            group("staff", &["all"], list(&["helpdesk"]), Permissions::default()),
-            group("all", &["staff"], RoleSet::Default, perms(Mode::Merge, &["pop3-authenticate"], &[])),
-            group("locked", &[], list(&["admin"]), perms(Mode::Replace, &["email-receive"], &["authenticate"])),
+            group(
+                "staff",
+                &["all"],
+                list(&["helpdesk"]),
+                Permissions::default(),
+            ),
+            group(
+                "all",
+                &["staff"],
+                RoleSet::Default,
+                perms(Mode::Merge, &["pop3-authenticate"], &[]),
+            ),
+            group(
+                "locked",
+                &[],
+                list(&["admin"]),
+                perms(Mode::Replace, &["email-receive"], &["authenticate"]),
+            ),
         ],
     };
     Policy::compile(&snapshot).unwrap()
@@ -88,14 +108,25 @@ fn fixture() -> Policy {
 #[test]
 fn rule1_keywords_resolve_to_defaults() {
     let p = fixture();
-    let user = p.evaluate(&subject(RoleSet::User, Permissions::default(), &[], None)).unwrap();
+    let user = p
+        .evaluate(&subject(RoleSet::User, Permissions::default(), &[], None))
+        .unwrap();
     assert_eq!(user.effective, PermSet::builtin("user").unwrap());
     assert_eq!(user.roles.iter().collect::<Vec<_>>(), ["user"]);
-    let admin = p.evaluate(&subject(RoleSet::Admin, Permissions::default(), &[], None)).unwrap();
+    let admin = p
+        .evaluate(&subject(RoleSet::Admin, Permissions::default(), &[], None))
+        .unwrap();
     assert_eq!(admin.effective.len(), 265);
     // "admin" with a tenant means defaultTenantRoleIds (tenant-admin), under acme's ceiling
     // (acme: r1, r2 + individual-list, minus imap-authenticate).
-    let tadmin = p.evaluate(&subject(RoleSet::Admin, Permissions::default(), &[], Some("acme"))).unwrap();
+    let tadmin = p
+        .evaluate(&subject(
+            RoleSet::Admin,
+            Permissions::default(),
+            &[],
+            Some("acme"),
+        ))
+        .unwrap();
     assert_eq!(tadmin.roles.iter().collect::<Vec<_>>(), ["tenant-admin"]);
     assert_eq!(tadmin.effective, set(&["authenticate", "individual-list"]));
 }
@@ -103,7 +134,9 @@ fn rule1_keywords_resolve_to_defaults() {
 #[test]
 fn rule2_role_closure_with_cycle() {
     let p = fixture();
-    let g = p.evaluate(&subject(list(&["r1"]), Permissions::default(), &[], None)).unwrap();
+    let g = p
+        .evaluate(&subject(list(&["r1"]), Permissions::default(), &[], None))
+        .unwrap();
     // E = {authenticate, email-send, imap-authenticate}, D = {email-send}.
     assert_eq!(g.effective, set(&["authenticate", "imap-authenticate"]));
     assert_eq!(g.roles.iter().collect::<Vec<_>>(), ["r1", "r2"]);
@@ -112,19 +145,38 @@ fn rule2_role_closure_with_cycle() {
 #[test]
 fn rule3_groups_nested_with_cycle_and_modes() {
     let p = fixture();
-    let g = p.evaluate(&subject(list(&[]), Permissions::default(), &["staff"], None)).unwrap();
+    let g = p
+        .evaluate(&subject(
+            list(&[]),
+            Permissions::default(),
+            &["staff"],
+            None,
+        ))
+        .unwrap();
     assert_eq!(g.groups.iter().collect::<Vec<_>>(), ["all", "staff"]);
     // staff (inherit): helpdesk → user, minus impersonate; all (merge, roles "default" → grp):
     // sieve-authenticate + pop3-authenticate.
-    let expected = PermSet::builtin("user").unwrap().union(&set(&["individual-list"]));
+    let expected = PermSet::builtin("user")
+        .unwrap()
+        .union(&set(&["individual-list"]));
     assert_eq!(g.effective, expected);
-    assert_eq!(g.roles.iter().collect::<Vec<_>>(), ["grp", "helpdesk", "user"]);
+    assert_eq!(
+        g.roles.iter().collect::<Vec<_>>(),
+        ["grp", "helpdesk", "user"]
+    );
 }
 
 #[test]
 fn rule3_replace_group_gives_only_its_own_lists() {
     let p = fixture();
-    let g = p.evaluate(&subject(list(&["r1"]), Permissions::default(), &["locked"], None)).unwrap();
+    let g = p
+        .evaluate(&subject(
+            list(&["r1"]),
+            Permissions::default(),
+            &["locked"],
+            None,
+        ))
+        .unwrap();
     // r1/r2: authenticate, imap-authenticate (email-send disabled); locked: +email-receive,
     // disables authenticate; its role "admin" is ignored.
     assert_eq!(g.effective, set(&["imap-authenticate", "email-receive"]));
@@ -135,11 +187,24 @@ fn rule3_replace_group_gives_only_its_own_lists() {
 fn rule3_account_modes() {
     let p = fixture();
     let merge = p
-        .evaluate(&subject(list(&["r1"]), perms(Mode::Merge, &["email-receive"], &["authenticate"]), &[], None))
+        .evaluate(&subject(
+            list(&["r1"]),
+            perms(Mode::Merge, &["email-receive"], &["authenticate"]),
+            &[],
+            None,
+        ))
         .unwrap();
-    assert_eq!(merge.effective, set(&["imap-authenticate", "email-receive"]));
+    assert_eq!(
+        merge.effective,
+        set(&["imap-authenticate", "email-receive"])
+    );
     let replace = p
-        .evaluate(&subject(RoleSet::Admin, perms(Mode::Replace, &["authenticate"], &[]), &["staff"], None))
+        .evaluate(&subject(
+            RoleSet::Admin,
+            perms(Mode::Replace, &["authenticate"], &[]),
+            &["staff"],
+            None,
+        ))
         .unwrap();
     assert_eq!(replace.effective, set(&["authenticate"]));
     assert!(replace.roles.is_empty());
@@ -150,7 +215,14 @@ fn rule3_account_modes() {
 #[test]
 fn rule4_tenant_is_a_ceiling() {
     let p = fixture();
-    let g = p.evaluate(&subject(RoleSet::User, Permissions::default(), &[], Some("acme"))).unwrap();
+    let g = p
+        .evaluate(&subject(
+            RoleSet::User,
+            Permissions::default(),
+            &[],
+            Some("acme"),
+        ))
+        .unwrap();
     // user ∩ {authenticate, email-send, imap-authenticate, individual-list}, minus
     // {email-send (r2), imap-authenticate (tenant)}.
     assert_eq!(g.effective, set(&["authenticate"]));
@@ -160,7 +232,12 @@ fn rule4_tenant_is_a_ceiling() {
 fn rule5_disabled_anywhere_wins() {
     let p = fixture();
     let g = p
-        .evaluate(&subject(list(&["admin", "helpdesk"]), Permissions::default(), &[], None))
+        .evaluate(&subject(
+            list(&["admin", "helpdesk"]),
+            Permissions::default(),
+            &[],
+            None,
+        ))
         .unwrap();
     assert!(!g.effective.contains(Permission::known("impersonate")));
     assert_eq!(g.effective.len(), 264);
@@ -170,32 +247,62 @@ fn rule5_disabled_anywhere_wins() {
 fn rule6_credential_scopes() {
     let eff = set(&["authenticate", "email-send", "imap-authenticate"]);
     let scope = |mode, names: &[&str]| {
-        Scope::compile(&CredentialScope { mode, permissions: names.iter().map(|s| s.to_string()).collect() }).unwrap()
+        Scope::compile(&CredentialScope {
+            mode,
+            permissions: names.iter().map(|s| s.to_string()).collect(),
+        })
+        .unwrap()
     };
     assert_eq!(scope(ScopeMode::Inherit, &[]).apply(&eff), eff);
-    assert_eq!(scope(ScopeMode::Disable, &["email-send"]).apply(&eff), set(&["authenticate", "imap-authenticate"]));
-    assert_eq!(scope(ScopeMode::Replace, &["authenticate", "impersonate"]).apply(&eff), set(&["authenticate"]));
+    assert_eq!(
+        scope(ScopeMode::Disable, &["email-send"]).apply(&eff),
+        set(&["authenticate", "imap-authenticate"])
+    );
+    assert_eq!(
+        scope(ScopeMode::Replace, &["authenticate", "impersonate"]).apply(&eff),
+        set(&["authenticate"])
+    );
 }
 
 #[test]
 fn dangling_references_fail_closed() {
     let p = fixture();
     assert_eq!(
-        p.evaluate(&subject(list(&["ghost"]), Permissions::default(), &[], None)),
+        p.evaluate(&subject(
+            list(&["ghost"]),
+            Permissions::default(),
+            &[],
+            None
+        )),
         Err(AuthzError::MissingRole("ghost".into()))
     );
     assert_eq!(
-        p.evaluate(&subject(RoleSet::User, Permissions::default(), &[], Some("nowhere"))),
+        p.evaluate(&subject(
+            RoleSet::User,
+            Permissions::default(),
+            &[],
+            Some("nowhere")
+        )),
         Err(AuthzError::MissingTenant("nowhere".into()))
     );
     // An external directory's group unknown here is a group without roles.
-    let g = p.evaluate(&subject(RoleSet::User, Permissions::default(), &["ldap-only"], None)).unwrap();
+    let g = p
+        .evaluate(&subject(
+            RoleSet::User,
+            Permissions::default(),
+            &["ldap-only"],
+            None,
+        ))
+        .unwrap();
     assert!(g.groups.contains("ldap-only"));
 }
 
 #[test]
 fn unknown_permissions_are_refused_when_compiling() {
-    let snapshot = Snapshot { roles: vec![role("x", &[], &["fly"], &[])], ..Snapshot::default() };
+    let snapshot = Snapshot {
+        roles: vec![role("x", &[], &["fly"], &[])],
+        ..Snapshot::default()
+    };
     let errors = Policy::compile(&snapshot).unwrap_err();
     assert!(errors[0].contains("fly"), "{errors:?}");
 }
@@ -207,16 +314,27 @@ fn explain_names_the_chain() {
     let lines = p.explain(&s, Permission::known("email-send")).unwrap();
     let text = lines.join("\n");
     assert!(text.contains("role r1"), "{text}");
-    assert!(text.contains("role r2 ← r1 (from account) disables email-send"), "{text}");
+    assert!(
+        text.contains("role r2 ← r1 (from account) disables email-send"),
+        "{text}"
+    );
     assert!(text.ends_with("email-send is DENIED"), "{text}");
 }
 
 // ---- properties over random policies ----
 
-const POOL: [&str; 6] = ["authenticate", "email-send", "email-receive", "imap-authenticate", "impersonate", "individual-list"];
+const POOL: [&str; 6] = [
+    "authenticate",
+    "email-send",
+    "email-receive",
+    "imap-authenticate",
+    "impersonate",
+    "individual-list",
+];
 
 fn names() -> impl Strategy<Value = Vec<String>> {
-    proptest::sample::subsequence(POOL.to_vec(), 0..=POOL.len()).prop_map(|v| v.into_iter().map(String::from).collect())
+    proptest::sample::subsequence(POOL.to_vec(), 0..=POOL.len())
+        .prop_map(|v| v.into_iter().map(String::from).collect())
 }
 
 fn mode() -> impl Strategy<Value = Mode> {
@@ -224,7 +342,8 @@ fn mode() -> impl Strategy<Value = Mode> {
 }
 
 fn ids(prefix: &'static str, n: usize) -> impl Strategy<Value = Vec<String>> {
-    proptest::collection::vec(0..n, 0..3).prop_map(move |v| v.into_iter().map(|i| format!("{prefix}{i}")).collect())
+    proptest::collection::vec(0..n, 0..3)
+        .prop_map(move |v| v.into_iter().map(|i| format!("{prefix}{i}")).collect())
 }
 
 #[derive(Debug, Clone)]
@@ -237,7 +356,14 @@ fn world() -> impl Strategy<Value = World> {
     let roles = proptest::collection::vec((ids("r", 5), names(), names()), 5);
     let groups = proptest::collection::vec((ids("g", 4), ids("r", 5), mode(), names(), names()), 4);
     let tenant = (ids("r", 5), mode(), names(), names());
-    let account = (ids("r", 5), mode(), names(), names(), ids("g", 5), any::<bool>());
+    let account = (
+        ids("r", 5),
+        mode(),
+        names(),
+        names(),
+        ids("g", 5),
+        any::<bool>(),
+    );
     (roles, groups, tenant, account).prop_map(|(roles, groups, tenant, account)| {
         let roles = roles
             .into_iter()
@@ -255,7 +381,16 @@ fn world() -> impl Strategy<Value = World> {
             .into_iter()
             .enumerate()
             .map(|(i, (member_of, r, m, e, d))| {
-                let mut g = group(&format!("g{i}"), &[], RoleSet::List(r), Permissions { mode: m, enabled: e, disabled: d });
+                let mut g = group(
+                    &format!("g{i}"),
+                    &[],
+                    RoleSet::List(r),
+                    Permissions {
+                        mode: m,
+                        enabled: e,
+                        disabled: d,
+                    },
+                );
                 g.member_of = member_of;
                 g
             })
@@ -272,12 +407,21 @@ fn world() -> impl Strategy<Value = World> {
                     id: "t".into(),
                     description: String::new(),
                     roles: RoleSet::List(troles),
-                    permissions: Permissions { mode: tmode, enabled: te, disabled: td },
+                    permissions: Permissions {
+                        mode: tmode,
+                        enabled: te,
+                        disabled: td,
+                    },
                 }],
             },
             subject: Subject {
                 roles: RoleSet::List(aroles),
-                spec: Spec::compile(&Permissions { mode: amode, enabled: ae, disabled: ad }).unwrap(),
+                spec: Spec::compile(&Permissions {
+                    mode: amode,
+                    enabled: ae,
+                    disabled: ad,
+                })
+                .unwrap(),
                 member_of,
                 tenant: has_tenant.then(|| "t".to_string()),
             },
@@ -393,17 +537,41 @@ mod reference {
     pub fn effective(snap: &Snapshot, s: &Subject) -> Vec<&'static str> {
         let own = Permissions {
             mode: s.spec.mode,
-            enabled: s.spec.own.enabled.names().iter().map(|n| n.to_string()).collect(),
-            disabled: s.spec.own.disabled.names().iter().map(|n| n.to_string()).collect(),
+            enabled: s
+                .spec
+                .own
+                .enabled
+                .names()
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
+            disabled: s
+                .spec
+                .own
+                .disabled
+                .names()
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
         };
         let (mut e, mut d) = (S::new(), S::new());
         if own.mode != Mode::Replace {
-            rc(snap, s.roles.explicit(), &mut BTreeSet::new(), &mut e, &mut d);
+            rc(
+                snap,
+                s.roles.explicit(),
+                &mut BTreeSet::new(),
+                &mut e,
+                &mut d,
+            );
             let mut g = BTreeSet::new();
             groups(snap, &s.member_of, &mut g);
             for name in g {
                 if let Some(group) = snap.groups.iter().find(|x| x.name == name) {
-                    let (ge, gd) = pair(snap, group.roles.as_ref().unwrap_or(&RoleSet::Default), &group.permissions);
+                    let (ge, gd) = pair(
+                        snap,
+                        group.roles.as_ref().unwrap_or(&RoleSet::Default),
+                        &group.permissions,
+                    );
                     e.extend(ge);
                     d.extend(gd);
                 }

@@ -14,7 +14,8 @@ use crate::runtime;
 /// Parses a provisioning file; errors name the file, the key path and the reason.
 pub fn parse_provision(path: &std::path::Path) -> Result<Provision, Failure> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| Failure::user(vec![format!("{name}: -: cannot read: {e}")]))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::user(vec![format!("{name}: -: cannot read: {e}")]))?;
     toml::from_str(&text).map_err(|e| {
         let at = e
             .span()
@@ -44,14 +45,22 @@ pub async fn run(config: Option<PathBuf>, provision: PathBuf) -> Result<(), Fail
     let file = parse_provision(&provision)?;
     let store = runtime::open_store(&config).await?;
     let hasher = runtime::hasher(&config, None);
-    let validator = Validator { is_permission: &is_permission, check_credential: &check_credential };
+    let validator = Validator {
+        is_permission: &is_permission,
+        check_credential: &check_credential,
+    };
     let name = provision.display().to_string();
-    let report = apply(&store, &file, &validator, &hasher).await.map_err(|e| match e {
-        ApplyError::Invalid(problems) => {
-            Failure::user(problems.into_iter().map(|p| format!("{name}: {p}")).collect())
-        }
-        ApplyError::Store(e) => Failure::runtime(format!("{name}: store: {e}")),
-    })?;
+    let report = apply(&store, &file, &validator, &hasher)
+        .await
+        .map_err(|e| match e {
+            ApplyError::Invalid(problems) => Failure::user(
+                problems
+                    .into_iter()
+                    .map(|p| format!("{name}: {p}"))
+                    .collect(),
+            ),
+            ApplyError::Store(e) => Failure::runtime(format!("{name}: store: {e}")),
+        })?;
     for c in &report.created {
         println!("created {c}");
     }

@@ -14,7 +14,11 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Config, Source};
 
 #[derive(Debug, Parser)]
-#[command(name = "postern", version, about = "Authentication daemon for mail servers and web applications")]
+#[command(
+    name = "postern",
+    version,
+    about = "Authentication daemon for mail servers and web applications"
+)]
 pub struct Args {
     #[command(subcommand)]
     pub command: Command,
@@ -64,13 +68,19 @@ impl Failure {
     }
 
     pub fn runtime(line: String) -> Self {
-        Failure { code: 2, lines: vec![line] }
+        Failure {
+            code: 2,
+            lines: vec![line],
+        }
     }
 }
 
 impl From<crate::runtime::BuildError> for Failure {
     fn from(e: crate::runtime::BuildError) -> Self {
-        Failure { code: e.exit_code(), lines: vec![e.to_string()] }
+        Failure {
+            code: e.exit_code(),
+            lines: vec![e.to_string()],
+        }
     }
 }
 
@@ -81,10 +91,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }),
         Command::HashPassword { scheme } => hash_password(&scheme),
         Command::Serve { config } => tokio_runtime()?.block_on(serve::run(config)),
-        Command::Apply { config, provision } => tokio_runtime()?.block_on(apply::run(config, provision)),
-        Command::Explain { config, name, permission } => {
-            tokio_runtime()?.block_on(explain::run(config, name, permission))
+        Command::Apply { config, provision } => {
+            tokio_runtime()?.block_on(apply::run(config, provision))
         }
+        Command::Explain {
+            config,
+            name,
+            permission,
+        } => tokio_runtime()?.block_on(explain::run(config, name, permission)),
     };
     Ok(match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -98,7 +112,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Loads and validates; every problem becomes one line.
@@ -107,18 +123,23 @@ pub fn load_valid(source: &Source) -> Result<Config, Failure> {
         Source::File(p) => p.display().to_string(),
         Source::Embedded => "<embedded default>".into(),
     };
-    let config = config::load(source).map_err(|errors| Failure::user(errors.iter().map(|e| e.to_string()).collect()))?;
+    let config = config::load(source)
+        .map_err(|errors| Failure::user(errors.iter().map(|e| e.to_string()).collect()))?;
     let errors = config::validate(&config, &name);
     if errors.is_empty() {
         Ok(config)
     } else {
-        Err(Failure::user(errors.iter().map(|e| e.to_string()).collect()))
+        Err(Failure::user(
+            errors.iter().map(|e| e.to_string()).collect(),
+        ))
     }
 }
 
 fn hash_password(scheme: &str) -> Result<(), Failure> {
     if !scheme.eq_ignore_ascii_case("argon2id") {
-        return Err(Failure::user(vec![format!("--scheme: unsupported scheme {scheme:?}; new hashes are argon2id")]));
+        return Err(Failure::user(vec![format!(
+            "--scheme: unsupported scheme {scheme:?}; new hashes are argon2id"
+        )]));
     }
     let mut input = zeroize::Zeroizing::new(String::new());
     std::io::stdin()
@@ -142,7 +163,9 @@ pub fn init_logging(c: &config::LogConfig) {
         .and_then(|f| f.parse::<tracing_subscriber::EnvFilter>().ok())
         .or_else(|| c.level.parse().ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = match c.format {
         config::LogFormat::Json => builder.json().try_init(),
         config::LogFormat::Text => builder.with_ansi(false).try_init(),

@@ -22,7 +22,10 @@ pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
         Source::Embedded => tracing::info!("starting on the embedded default configuration"),
     }
     std::fs::create_dir_all(&config.server.state_dir).map_err(|e| {
-        Failure::runtime(format!("server.state-dir: cannot create {}: {e}", config.server.state_dir.display()))
+        Failure::runtime(format!(
+            "server.state-dir: cannot create {}: {e}",
+            config.server.state_dir.display()
+        ))
     })?;
     let engine = runtime::engine(&config, runtime::system_clock()).await?;
     first_start(&engine).await?;
@@ -31,7 +34,10 @@ pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
     let mut tasks = Vec::new();
     for l in &config.listener {
         let unix = UnixOptions {
-            mode: l.mode.as_deref().and_then(|m| u32::from_str_radix(m, 8).ok()),
+            mode: l
+                .mode
+                .as_deref()
+                .and_then(|m| u32::from_str_radix(m, 8).ok()),
             user: l.user.clone(),
             group: l.group.clone(),
         };
@@ -40,7 +46,10 @@ pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
             Protocol::DovecotAuth => "dovecot-auth",
             Protocol::Saslauthd => "saslauthd",
         };
-        let gauge = engine.metrics.connections_active.with_label_values(&[label]);
+        let gauge = engine
+            .metrics
+            .connections_active
+            .with_label_values(&[label]);
         let listener = Listener::bind(&l.bind, &unix, l.max_connections, gauge)
             .await
             .map_err(|e| Failure::runtime(e.to_string()))?;
@@ -50,14 +59,19 @@ pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
         let stop = stopped(stop_rx.clone());
         let engine = engine.clone();
         let task = match l.protocol {
-            Protocol::Http => tokio::spawn(async move {
-                if let Err(e) = http::serve(listener, engine, stop).await {
-                    tracing::error!(error = %e, "http listener failed");
-                }
-            }),
+            Protocol::Http => {
+                let auth_http = config.auth_http.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = http::serve(listener, engine, &auth_http, stop).await {
+                        tracing::error!(error = %e, "http listener failed");
+                    }
+                })
+            }
             _ => {
                 let settings = frontend::Settings::from_config(l);
-                tokio::spawn(frontend::serve(l.protocol, listener, engine, settings, stop))
+                tokio::spawn(frontend::serve(
+                    l.protocol, listener, engine, settings, stop,
+                ))
             }
         };
         tasks.push(task);
@@ -72,7 +86,10 @@ pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
     tracing::info!("stopping: no new connections; letting requests in flight finish");
     let _ = stop_tx.send(true);
     let drain = futures_join(tasks);
-    if tokio::time::timeout(config.server.shutdown_timeout, drain).await.is_err() {
+    if tokio::time::timeout(config.server.shutdown_timeout, drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown timeout reached; closing remaining connections");
     }
     tracing::info!("stopped");
@@ -114,7 +131,10 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without signal handlers the daemon could never stop cleanly; wait for Ctrl-C instead.
         let _ = tokio::signal::ctrl_c().await;
         return;
@@ -128,20 +148,32 @@ async fn wait_for_signal() {
 /// On a store with no accounts at all, creates `admin` with the built-in admin role and prints
 /// its password once (generated, or `POSTERN_ADMIN_PASSWORD`).
 async fn first_start(engine: &Arc<Engine>) -> Result<(), Failure> {
-    let count = engine.store.count_accounts().await.map_err(|e| Failure::runtime(format!("store: {e}")))?;
+    let count = engine
+        .store
+        .count_accounts()
+        .await
+        .map_err(|e| Failure::runtime(format!("store: {e}")))?;
     if count > 0 {
         return Ok(());
     }
     let (password, generated) = match std::env::var("POSTERN_ADMIN_PASSWORD") {
         Ok(p) if !p.is_empty() => (zeroize::Zeroizing::new(p), false),
-        _ => (zeroize::Zeroizing::new(postern_internal::sessions::generate_token()[4..28].to_string()), true),
+        _ => (
+            zeroize::Zeroizing::new(
+                postern_internal::sessions::generate_token()[4..28].to_string(),
+            ),
+            true,
+        ),
     };
     let mut admin: Account = serde_json::from_value(serde_json::json!({"name": "admin"}))
         .map_err(|e| Failure::runtime(e.to_string()))?;
     admin.roles = Some(RoleSet::Admin);
     admin.description = "Administrator created at first start".into();
     admin.password = Some(password.to_string());
-    let file = Provision { account: vec![admin], ..Provision::default() };
+    let file = Provision {
+        account: vec![admin],
+        ..Provision::default()
+    };
     let validator = Validator {
         is_permission: &crate::authz::is_permission,
         check_credential: &super::apply::check_credential,
@@ -151,7 +183,10 @@ async fn first_start(engine: &Arc<Engine>) -> Result<(), Failure> {
         .map_err(|e| Failure::runtime(format!("creating the admin account: {e}")))?;
     if generated {
         // Printed once, on stdout, never logged.
-        println!("created account \"admin\" with password: {}", password.as_str());
+        println!(
+            "created account \"admin\" with password: {}",
+            password.as_str()
+        );
     } else {
         println!("created account \"admin\" with the password from POSTERN_ADMIN_PASSWORD");
     }

@@ -81,7 +81,13 @@ fn member_of() -> String {
 
 impl Default for LdapAttributes {
     fn default() -> Self {
-        LdapAttributes { name: uid(), email: mail(), secret: user_password(), description: description(), groups: member_of() }
+        LdapAttributes {
+            name: uid(),
+            email: mail(),
+            secret: user_password(),
+            description: description(),
+            groups: member_of(),
+        }
     }
 }
 

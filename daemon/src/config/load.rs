@@ -26,7 +26,11 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(file: impl Into<String>, key: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConfigError { file: file.into(), key: key.into(), reason: reason.into() }
+        ConfigError {
+            file: file.into(),
+            key: key.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -48,7 +52,11 @@ pub fn load(source: &Source) -> Result<Config, Vec<ConfigError>> {
     let mut figment = Figment::new();
     if let Source::File(path) = source {
         if let Err(e) = std::fs::metadata(path) {
-            return Err(vec![ConfigError::new(file_name, "-", format!("cannot read: {e}"))]);
+            return Err(vec![ConfigError::new(
+                file_name,
+                "-",
+                format!("cannot read: {e}"),
+            )]);
         }
         figment = figment.merge(Toml::file_exact(path));
     }
@@ -72,10 +80,13 @@ pub fn load(source: &Source) -> Result<Config, Vec<ConfigError>> {
                         .unwrap_or_else(|| file_name.clone()),
                     None => file_name.clone(),
                 };
-                let key = if e.path.is_empty() { "-".to_string() } else { e.path.join(".") };
+                let key = if e.path.is_empty() {
+                    "-".to_string()
+                } else {
+                    e.path.join(".")
+                };
                 ConfigError::new(origin, key, e.kind.to_string())
             })
             .collect()
     })
 }
-

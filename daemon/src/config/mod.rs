@@ -170,7 +170,9 @@ pub struct ListenerConfig {
 }
 
 fn default_mechanisms() -> Vec<String> {
-    ["plain", "login", "xoauth2", "oauthbearer"].map(String::from).to_vec()
+    ["plain", "login", "xoauth2", "oauthbearer"]
+        .map(String::from)
+        .to_vec()
 }
 fn default_max_connections() -> usize {
     1024
@@ -295,7 +297,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: LogFormat::Text, level: default_level() }
+        LogConfig {
+            format: LogFormat::Text,
+            level: default_level(),
+        }
     }
 }
 
@@ -312,7 +317,10 @@ impl Config {
                 .map_err(|e| format!("store.url-file: cannot read {}: {e}", path.display()));
         }
         if self.store.url.is_empty() {
-            Ok(format!("sqlite://{}", self.server.state_dir.join("postern.db").display()))
+            Ok(format!(
+                "sqlite://{}",
+                self.server.state_dir.join("postern.db").display()
+            ))
         } else {
             Ok(self.store.url.clone())
         }

@@ -15,15 +15,25 @@ pub fn validate(c: &Config, file: &str) -> Vec<ConfigError> {
     if let Err(e) = c.store_url() {
         err("store.url-file".into(), e);
     } else if let Ok(url) = c.store_url() {
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            err("store.url".into(), "must start with sqlite:// or postgres://".into());
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            err(
+                "store.url".into(),
+                "must start with sqlite:// or postgres://".into(),
+            );
         }
     }
     if c.store.pool_size == 0 {
         err("store.pool-size".into(), "must be at least 1".into());
     }
-    if !(c.server.public_url.starts_with("http://") || c.server.public_url.starts_with("https://")) {
-        err("server.public-url".into(), "must be an http:// or https:// URL".into());
+    if !(c.server.public_url.starts_with("http://") || c.server.public_url.starts_with("https://"))
+    {
+        err(
+            "server.public-url".into(),
+            "must be an http:// or https:// URL".into(),
+        );
     }
 
     let mut binds = BTreeSet::new();
@@ -31,17 +41,33 @@ pub fn validate(c: &Config, file: &str) -> Vec<ConfigError> {
         let key = |k: &str| format!("listener[{i}].{k}");
         if let Some(path) = l.bind.strip_prefix("unix:") {
             if !path.starts_with('/') {
-                err(key("bind"), format!("unix socket path must be absolute: {path:?}"));
+                err(
+                    key("bind"),
+                    format!("unix socket path must be absolute: {path:?}"),
+                );
             }
         } else if l.bind.parse::<SocketAddr>().is_err() {
-            err(key("bind"), format!("{:?} is neither host:port (an IP address) nor unix:/path", l.bind));
+            err(
+                key("bind"),
+                format!(
+                    "{:?} is neither host:port (an IP address) nor unix:/path",
+                    l.bind
+                ),
+            );
         }
-        if !binds.insert(l.bind.clone()) {
+        // Port 0 asks the kernel for a free port: several listeners may ask.
+        if !l.bind.ends_with(":0") && !binds.insert(l.bind.clone()) {
             err(key("bind"), format!("{} is bound twice", l.bind));
         }
         if let Some(mode) = &l.mode {
-            if u32::from_str_radix(mode, 8).map(|m| m > 0o777).unwrap_or(true) {
-                err(key("mode"), format!("{mode:?} is not an octal file mode like \"0660\""));
+            if u32::from_str_radix(mode, 8)
+                .map(|m| m > 0o777)
+                .unwrap_or(true)
+            {
+                err(
+                    key("mode"),
+                    format!("{mode:?} is not an octal file mode like \"0660\""),
+                );
             }
             if !l.bind.starts_with("unix:") {
                 err(key("mode"), "only unix sockets have a mode".into());
@@ -49,7 +75,10 @@ pub fn validate(c: &Config, file: &str) -> Vec<ConfigError> {
         }
         for m in &l.mechanisms {
             if !MECHANISMS.contains(&m.to_ascii_lowercase().as_str()) {
-                err(key("mechanisms"), format!("unknown mechanism {m:?} (known: {})", MECHANISMS.join(", ")));
+                err(
+                    key("mechanisms"),
+                    format!("unknown mechanism {m:?} (known: {})", MECHANISMS.join(", ")),
+                );
             }
         }
         if let Some(tls) = &l.tls {
@@ -58,10 +87,16 @@ pub fn validate(c: &Config, file: &str) -> Vec<ConfigError> {
                     err(key(k), format!("cannot read {}: {e}", p.display()));
                 }
             }
-            err(key("tls"), "TLS on listeners is not supported by this build yet".into());
+            err(
+                key("tls"),
+                "TLS on listeners is not supported by this build yet".into(),
+            );
         }
         if l.protocol == Protocol::Saslauthd && !l.bind.starts_with("unix:") {
-            err(key("bind"), "saslauthd listens on a unix socket only".into());
+            err(
+                key("bind"),
+                "saslauthd listens on a unix socket only".into(),
+            );
         }
         if l.max_connections == 0 {
             err(key("max-connections"), "must be at least 1".into());
@@ -79,7 +114,10 @@ pub fn validate(c: &Config, file: &str) -> Vec<ConfigError> {
         }
     }
     if c.directory.contains_key("internal") {
-        err("directory.internal".into(), "\"internal\" is built in and cannot be configured".into());
+        err(
+            "directory.internal".into(),
+            "\"internal\" is built in and cannot be configured".into(),
+        );
     }
     for (name, d) in &c.directory {
         let key = |k: &str| format!("directory.{name}.{k}");
@@ -87,18 +125,30 @@ pub fn validate(c: &Config, file: &str) -> Vec<ConfigError> {
             DirectoryConfig::Ldap(l) => {
                 for u in l.url.as_vec() {
                     if !(u.starts_with("ldap://") || u.starts_with("ldaps://")) {
-                        err(key("url"), format!("{u:?} is not an ldap:// or ldaps:// URL"));
+                        err(
+                            key("url"),
+                            format!("{u:?} is not an ldap:// or ldaps:// URL"),
+                        );
                     }
                 }
                 if !l.user_filter.contains("{user}") {
-                    err(key("user-filter"), "must contain the {user} placeholder".into());
+                    err(
+                        key("user-filter"),
+                        "must contain the {user} placeholder".into(),
+                    );
                 }
                 if let Some(f) = &l.group_filter {
                     if !f.contains("{dn}") {
-                        err(key("group-filter"), "must contain the {dn} placeholder".into());
+                        err(
+                            key("group-filter"),
+                            "must contain the {dn} placeholder".into(),
+                        );
                     }
                 }
-                for (k, p) in [("ca-file", &l.ca_file), ("bind-password-file", &l.bind_password_file)] {
+                for (k, p) in [
+                    ("ca-file", &l.ca_file),
+                    ("bind-password-file", &l.bind_password_file),
+                ] {
                     if let Some(p) = p {
                         if let Err(e) = std::fs::metadata(p) {
                             err(key(k), format!("cannot read {}: {e}", p.display()));
@@ -107,19 +157,35 @@ pub fn validate(c: &Config, file: &str) -> Vec<ConfigError> {
                 }
             }
             DirectoryConfig::Sql(s) => {
-                if !["postgres://", "postgresql://", "mysql://", "mariadb://", "sqlite:"]
-                    .iter()
-                    .any(|p| s.url.starts_with(p))
+                if ![
+                    "postgres://",
+                    "postgresql://",
+                    "mysql://",
+                    "mariadb://",
+                    "sqlite:",
+                ]
+                .iter()
+                .any(|p| s.url.starts_with(p))
                 {
-                    err(key("url"), "must start with postgres://, mysql:// or sqlite://".into());
+                    err(
+                        key("url"),
+                        "must start with postgres://, mysql:// or sqlite://".into(),
+                    );
                 }
                 let mysql = s.url.starts_with("mysql://") || s.url.starts_with("mariadb://");
-                for (k, q) in [("query-login", Some(&s.query_login)), ("query-member-of", s.query_member_of.as_ref()), ("query-emails", s.query_emails.as_ref())] {
+                for (k, q) in [
+                    ("query-login", Some(&s.query_login)),
+                    ("query-member-of", s.query_member_of.as_ref()),
+                    ("query-emails", s.query_emails.as_ref()),
+                ] {
                     let Some(q) = q else { continue };
                     if mysql && q.contains("$1") {
                         err(key(k), "MySQL/MariaDB placeholders are ?, not $1".into());
                     } else if !mysql && !q.contains("$1") {
-                        err(key(k), "must use the bound parameter $1 for the login name".into());
+                        err(
+                            key(k),
+                            "must use the bound parameter $1 for the login name".into(),
+                        );
                     }
                 }
             }
@@ -130,19 +196,35 @@ pub fn validate(c: &Config, file: &str) -> Vec<ConfigError> {
             }
         }
         if c.authentication.directories.iter().all(|d| d != name) {
-            err(format!("directory.{name}"), "defined but not listed in authentication.directories".into());
+            err(
+                format!("directory.{name}"),
+                "defined but not listed in authentication.directories".into(),
+            );
         }
     }
     for (proto, addr) in &c.auth_http.backends {
         if !["imap", "pop3", "smtp"].contains(&proto.as_str()) {
-            err(format!("auth-http.backends.{proto}"), "protocol must be imap, pop3 or smtp".into());
+            err(
+                format!("auth-http.backends.{proto}"),
+                "protocol must be imap, pop3 or smtp".into(),
+            );
         }
         if addr.parse::<SocketAddr>().is_err() {
-            err(format!("auth-http.backends.{proto}"), format!("{addr:?} must be IP:port (nginx takes no host names)"));
+            err(
+                format!("auth-http.backends.{proto}"),
+                format!("{addr:?} must be IP:port (nginx takes no host names)"),
+            );
         }
     }
-    if c.log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
-        err("log.level".into(), format!("{:?} is not a valid filter", c.log.level));
+    if c.log
+        .level
+        .parse::<tracing_subscriber::EnvFilter>()
+        .is_err()
+    {
+        err(
+            "log.level".into(),
+            format!("{:?} is not a valid filter", c.log.level),
+        );
     }
     errors
 }

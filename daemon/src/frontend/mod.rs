@@ -1,7 +1,21 @@
 //! The mail front-ends: dovecot-auth and saslauthd servers over the shared engine.
+//!
+//! [`serve`] accepts connections until its `stop` future completes, then stops accepting (the
+//! listener is dropped, which also removes a unix socket file) and waits for the connections:
+//! dovecot-auth connections stop reading new requests and close once the requests they are
+//! verifying have been answered; saslauthd connections carry one request each.
+
+pub mod dovecot;
+pub mod saslauthd;
+
+#[cfg(test)]
+pub(crate) mod testkit;
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::auth::Engine;
 use crate::config::{ListenerConfig, Protocol};
@@ -18,7 +32,11 @@ pub struct Settings {
 impl Settings {
     pub fn from_config(l: &ListenerConfig) -> Self {
         Settings {
-            mechanisms: l.mechanisms.iter().map(|m| m.to_ascii_uppercase()).collect(),
+            mechanisms: l
+                .mechanisms
+                .iter()
+                .map(|m| m.to_ascii_uppercase())
+                .collect(),
             allow_plaintext: l.allow_plaintext,
             idle_timeout: l.idle_timeout,
         }
@@ -32,6 +50,146 @@ pub async fn serve(
     settings: Settings,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let _ = (engine, settings, stop);
-    tracing::error!(?protocol, address = %listener.local_addr(), "this front-end is not available in this build yet; listener closed");
+    let (stopping_tx, stopping) = watch::channel(false);
+    let dovecot = Arc::new(dovecot::Server::new(
+        engine.clone(),
+        settings.clone(),
+        dovecot::Limits::default(),
+    ));
+    let mut connections = JoinSet::new();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            (conn, _) = listener.accept() => {
+                match protocol {
+                    Protocol::DovecotAuth => {
+                        let peer = conn.peer_ip();
+                        connections.spawn(dovecot.clone().handle(conn, peer, stopping.clone()));
+                    }
+                    Protocol::Saslauthd => {
+                        connections.spawn(saslauthd::handle(conn, engine.clone(), settings.idle_timeout));
+                    }
+                    Protocol::Http => {
+                        tracing::error!(address = %listener.local_addr(), "an http listener was handed to the mail front-ends; closed");
+                        return;
+                    }
+                }
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    tracing::debug!(address = %listener.local_addr(), "no longer accepting; draining connections");
+    drop(listener);
+    let _ = stopping_tx.send(true);
+    while connections.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::UnixStream;
+
+    use super::*;
+    use crate::net::UnixOptions;
+
+    async fn read_until_done(
+        lines: &mut tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+    ) -> Vec<String> {
+        let mut seen = Vec::new();
+        while let Ok(Ok(Some(line))) =
+            tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await
+        {
+            let done = line == "DONE";
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+        seen
+    }
+
+    /// The accept loop on a real unix socket: the connection bound, requests answered, then stop:
+    /// the socket file disappears, the open connection is closed and `serve` returns.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serves_a_unix_socket_until_stopped() {
+        let (dir, engine) = testkit::engine().await;
+        let path = dir.path().join("auth.sock");
+        let gauge = engine
+            .metrics
+            .connections_active
+            .with_label_values(&["dovecot-auth"]);
+        let listener = Listener::bind(
+            &format!("unix:{}", path.display()),
+            &UnixOptions::default(),
+            1,
+            gauge.clone(),
+        )
+        .await
+        .unwrap();
+        let settings = Settings {
+            mechanisms: vec!["PLAIN".into()],
+            allow_plaintext: true,
+            idle_timeout: Duration::from_secs(30),
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            Protocol::DovecotAuth,
+            listener,
+            engine.clone(),
+            settings,
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        let (rd, mut wr) = UnixStream::connect(&path).await.unwrap().into_split();
+        let mut lines = BufReader::new(rd).lines();
+        let handshake = read_until_done(&mut lines).await;
+        assert_eq!(
+            handshake.get(1).map(String::as_str),
+            Some("MECH\tPLAIN\tplaintext"),
+            "{handshake:?}"
+        );
+        let resp = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("\0alice\0{}", testkit::PASSWORD),
+        );
+        wr.write_all(
+            format!("VERSION\t1\t2\nCPID\t9\nAUTH\t1\tPLAIN\tservice=imap\tresp={resp}\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.as_deref(), Some("OK\t1\tuser=alice"));
+        assert_eq!(gauge.get(), 1);
+        // max-connections = 1: a second client waits in the backlog, unanswered.
+        let second = UnixStream::connect(&path).await.unwrap();
+        let mut second = BufReader::new(second);
+        let mut buf = String::new();
+        let waited =
+            tokio::time::timeout(Duration::from_millis(300), second.read_line(&mut buf)).await;
+        assert!(
+            waited.is_err(),
+            "second connection served beyond the limit: {buf:?}"
+        );
+
+        stop_tx.send(()).unwrap();
+        let closed = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(closed, None);
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!path.exists(), "socket file left behind");
+        assert_eq!(gauge.get(), 0);
+    }
 }

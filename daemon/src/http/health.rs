@@ -14,13 +14,20 @@ pub async fn healthz() -> Response {
 /// 200 when the store and every directory answer; 503 with the detail otherwise.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let r = state.engine.readiness().await;
-    let status = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(r)).into_response()
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.engine.metrics.render(),
     )
         .into_response()

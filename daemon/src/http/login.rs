@@ -50,13 +50,21 @@ fn basic(headers: &HeaderMap) -> Option<Result<(String, Zeroizing<String>), ApiE
     }
     let decoded = match base64::engine::general_purpose::STANDARD.decode(rest.trim()) {
         Ok(d) => Zeroizing::new(d),
-        Err(_) => return Some(Err(ApiError::bad_request("Authorization: Basic is not valid base64"))),
+        Err(_) => {
+            return Some(Err(ApiError::bad_request(
+                "Authorization: Basic is not valid base64",
+            )))
+        }
     };
     let Ok(text) = std::str::from_utf8(&decoded) else {
-        return Some(Err(ApiError::bad_request("Authorization: Basic is not UTF-8")));
+        return Some(Err(ApiError::bad_request(
+            "Authorization: Basic is not UTF-8",
+        )));
     };
     let Some((user, pass)) = text.split_once(':') else {
-        return Some(Err(ApiError::bad_request("Authorization: Basic lacks user:password")));
+        return Some(Err(ApiError::bad_request(
+            "Authorization: Basic lacks user:password",
+        )));
     };
     Some(Ok((user.to_string(), Zeroizing::new(pass.to_string()))))
 }
@@ -69,7 +77,11 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("request body over {} bytes", super::MAX_BODY))
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request body over {} bytes", super::MAX_BODY),
+            )
         } else {
             ApiError::bad_request(format!("cannot read body: {e}"))
         }
@@ -115,7 +127,11 @@ fn login_error(e: LoginError) -> ApiError {
         ),
         LoginError::RateLimited(wait) => ApiError {
             retry_after: Some(wait.as_secs().max(1)),
-            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "too many failed attempts; wait and retry")
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "too many failed attempts; wait and retry",
+            )
         },
         LoginError::Unavailable => ApiError::unavailable(),
         LoginError::Misconfigured => ApiError::new(
@@ -130,10 +146,18 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer"))?;
-    let text = value.to_str().map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
     match text.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
-        _ => Err(ApiError::unauthorized("expected Authorization: Bearer <token>")),
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(ApiError::unauthorized(
+            "expected Authorization: Bearer <token>",
+        )),
     }
 }
 
@@ -153,7 +177,10 @@ pub async fn session(
     }
 }
 
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let token = bearer(&headers)?;
     match state.engine.revoke(token).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT.into_response()),

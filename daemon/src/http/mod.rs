@@ -3,6 +3,7 @@
 mod error;
 mod health;
 mod login;
+pub mod nginx;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::auth::Engine;
+use crate::config::AuthHttpConfig;
 use crate::net::Listener;
 
 pub use error::ApiError;
@@ -23,6 +25,8 @@ pub const MAX_BODY: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+    /// `[auth-http]`, for `GET /auth/nginx`.
+    pub nginx: Arc<nginx::NginxSettings>,
 }
 
 /// The client's address as the connection shows it (none for unix sockets).
@@ -35,24 +39,29 @@ impl Connected<axum::serve::IncomingStream<'_, Listener>> for ClientAddr {
     }
 }
 
-pub fn router(engine: Arc<Engine>) -> Router {
+pub fn router(engine: Arc<Engine>, auth_http: &AuthHttpConfig) -> Router {
+    let nginx = Arc::new(nginx::NginxSettings::from_config(auth_http));
     Router::new()
         .route("/auth/login", post(login::login))
         .route("/auth/session", get(login::session).delete(login::logout))
+        .route("/auth/nginx", get(nginx::auth))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .fallback(health::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(AppState { engine })
+        .with_state(AppState { engine, nginx })
 }
 
 /// Serves until `shutdown` completes, then lets requests in flight finish.
 pub async fn serve(
     listener: Listener,
     engine: Arc<Engine>,
+    auth_http: &AuthHttpConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(engine).into_make_service_with_connect_info::<ClientAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let app = router(engine, auth_http).into_make_service_with_connect_info::<ClientAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -191,8 +191,14 @@ mod tests {
     #[test]
     fn usernames() {
         assert_eq!(validate_username(""), Err(UsernameError::Empty));
-        assert_eq!(validate_username("a\0b"), Err(UsernameError::ControlCharacter));
-        assert_eq!(validate_username("a\tb"), Err(UsernameError::ControlCharacter));
+        assert_eq!(
+            validate_username("a\0b"),
+            Err(UsernameError::ControlCharacter)
+        );
+        assert_eq!(
+            validate_username("a\tb"),
+            Err(UsernameError::ControlCharacter)
+        );
         assert_eq!(
             validate_username(&"x".repeat(10_000)),
             Err(UsernameError::TooLong)

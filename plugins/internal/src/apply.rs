@@ -280,18 +280,24 @@ async fn write_credential(
     match existing.credentials.get(&key) {
         Some(old) if *old == body => report.unchanged += 1,
         Some(_) => {
-            report.updated.push(format!("{} {}", kind.as_str(), cred.id));
-            sqlx::query("UPDATE credentials SET body = $1, account = $2 WHERE kind = $3 AND id = $4")
-                .bind(&body)
-                .bind(&cred.account)
-                .bind(kind.as_str())
-                .bind(&cred.id)
-                .execute(&mut **tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
+            report
+                .updated
+                .push(format!("{} {}", kind.as_str(), cred.id));
+            sqlx::query(
+                "UPDATE credentials SET body = $1, account = $2 WHERE kind = $3 AND id = $4",
+            )
+            .bind(&body)
+            .bind(&cred.account)
+            .bind(kind.as_str())
+            .bind(&cred.id)
+            .execute(&mut **tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
         }
         None => {
-            report.created.push(format!("{} {}", kind.as_str(), cred.id));
+            report
+                .created
+                .push(format!("{} {}", kind.as_str(), cred.id));
             let secret = generate_secret(kind);
             sqlx::query(
                 "INSERT INTO credentials (id, kind, account, secret_hash, body) VALUES ($1, $2, $3, $4, $5)",
@@ -425,7 +431,10 @@ fn check_file(file: &Provision, v: &Validator<'_>) -> Vec<String> {
         perms(&what, &account.permissions.enabled);
         perms(&what, &account.permissions.disabled);
     }
-    for (kind, list) in [("api-key", &file.api_key), ("app-password", &file.app_password)] {
+    for (kind, list) in [
+        ("api-key", &file.api_key),
+        ("app-password", &file.app_password),
+    ] {
         for c in list {
             perms(&format!("{kind} {:?}", c.id), &c.permissions.permissions);
         }
@@ -446,16 +455,46 @@ fn check_file(file: &Provision, v: &Validator<'_>) -> Vec<String> {
             }
         }
     };
-    dup("role", file.role.iter().map(|r| r.id.as_str()).collect(), &mut problems);
-    dup("tenant", file.tenant.iter().map(|r| r.id.as_str()).collect(), &mut problems);
-    dup("account", file.account.iter().map(|r| r.name.as_str()).collect(), &mut problems);
-    dup("api-key", file.api_key.iter().map(|r| r.id.as_str()).collect(), &mut problems);
-    dup("app-password", file.app_password.iter().map(|r| r.id.as_str()).collect(), &mut problems);
-    dup("oauth-client", file.oauth_client.iter().map(|r| r.client_id.as_str()).collect(), &mut problems);
+    dup(
+        "role",
+        file.role.iter().map(|r| r.id.as_str()).collect(),
+        &mut problems,
+    );
+    dup(
+        "tenant",
+        file.tenant.iter().map(|r| r.id.as_str()).collect(),
+        &mut problems,
+    );
+    dup(
+        "account",
+        file.account.iter().map(|r| r.name.as_str()).collect(),
+        &mut problems,
+    );
+    dup(
+        "api-key",
+        file.api_key.iter().map(|r| r.id.as_str()).collect(),
+        &mut problems,
+    );
+    dup(
+        "app-password",
+        file.app_password.iter().map(|r| r.id.as_str()).collect(),
+        &mut problems,
+    );
+    dup(
+        "oauth-client",
+        file.oauth_client
+            .iter()
+            .map(|r| r.client_id.as_str())
+            .collect(),
+        &mut problems,
+    );
 
     for role in &file.role {
         if BUILTIN_ROLES.contains(&role.id.as_str()) {
-            problems.push(format!("role {:?}: built-in roles cannot be edited", role.id));
+            problems.push(format!(
+                "role {:?}: built-in roles cannot be edited",
+                role.id
+            ));
         }
     }
     for account in &file.account {
@@ -466,7 +505,9 @@ fn check_file(file: &Provision, v: &Validator<'_>) -> Vec<String> {
         if account.secret.is_some() && account.password.is_some() {
             problems.push(format!("{what}: give secret or password, not both"));
         }
-        if account.kind == AccountType::Group && (account.secret.is_some() || account.password.is_some()) {
+        if account.kind == AccountType::Group
+            && (account.secret.is_some() || account.password.is_some())
+        {
             problems.push(format!("{what}: a group has no password"));
         }
         if let Some(hash) = &account.secret {
@@ -481,7 +522,10 @@ fn check_file(file: &Provision, v: &Validator<'_>) -> Vec<String> {
             problems.push(format!("{what}: roles \"default\" is for groups"));
         }
     }
-    for (kind, list) in [("api-key", &file.api_key), ("app-password", &file.app_password)] {
+    for (kind, list) in [
+        ("api-key", &file.api_key),
+        ("app-password", &file.app_password),
+    ] {
         for c in list {
             if let Err(e) = (v.check_credential)(c) {
                 problems.push(format!("{kind} {:?}: {e}", c.id));
@@ -516,7 +560,11 @@ fn check_references(file: &Provision, existing: &Existing, problems: &mut Vec<St
         .accounts
         .iter()
         .map(|(n, a)| {
-            let kind = if a.kind == "group" { AccountType::Group } else { AccountType::Individual };
+            let kind = if a.kind == "group" {
+                AccountType::Group
+            } else {
+                AccountType::Individual
+            };
             (n.as_str(), kind)
         })
         .collect();
@@ -587,17 +635,24 @@ fn check_references(file: &Provision, existing: &Existing, problems: &mut Vec<St
         for e in &a.emails {
             let e = e.to_lowercase();
             if let Some(other) = claimed.insert(e.clone(), &a.name) {
-                problems.push(format!("{what}: email {e:?} also given to account {other:?}"));
+                problems.push(format!(
+                    "{what}: email {e:?} also given to account {other:?}"
+                ));
             }
             match existing.emails.get(&e) {
-                Some(owner) if owner != &a.name && !file.account.iter().any(|x| &x.name == owner) => {
+                Some(owner)
+                    if owner != &a.name && !file.account.iter().any(|x| &x.name == owner) =>
+                {
                     problems.push(format!("{what}: email {e:?} belongs to account {owner:?}"))
                 }
                 _ => {}
             }
         }
     }
-    for (kind, list) in [("api-key", &file.api_key), ("app-password", &file.app_password)] {
+    for (kind, list) in [
+        ("api-key", &file.api_key),
+        ("app-password", &file.app_password),
+    ] {
         for c in list {
             match kinds.get(c.account.as_str()) {
                 Some(AccountType::Individual) => {}

@@ -86,10 +86,17 @@ impl Directory for InternalDirectory {
                     .verify(hash.clone(), Zeroizing::new(password.as_bytes().to_vec()))
                     .await
                 {
-                    Ok(true) => return Ok(Outcome::Authenticated(identity(&stored, CredentialKind::Password))),
+                    Ok(true) => {
+                        return Ok(Outcome::Authenticated(identity(
+                            &stored,
+                            CredentialKind::Password,
+                        )))
+                    }
                     Ok(false) => {}
                     Err(SecretError::TaskFailed) => {
-                        return Err(DirectoryError::Unavailable("password verification failed".into()))
+                        return Err(DirectoryError::Unavailable(
+                            "password verification failed".into(),
+                        ))
                     }
                     Err(e) => {
                         tracing::error!(account = %stored.account.name, error = %e, "stored secret cannot be verified");

@@ -47,8 +47,7 @@ impl StoreError {
                 // SQLite "database is locked" and PostgreSQL shutdown/connection classes are
                 // transient; everything else is a real query error.
                 let code = db.code().map(|c| c.to_string()).unwrap_or_default();
-                if code == "5" || code == "6" || code.starts_with("57") || code.starts_with("08")
-                {
+                if code == "5" || code == "6" || code.starts_with("57") || code.starts_with("08") {
                     StoreError::Unavailable(e.to_string())
                 } else {
                     StoreError::Query(e.to_string())

@@ -143,14 +143,13 @@ impl Store {
         kind: CredentialType,
         secret_hash: &str,
     ) -> Result<Option<Credential>, StoreError> {
-        let body: Option<String> = sqlx::query_scalar(
-            "SELECT body FROM credentials WHERE kind = $1 AND secret_hash = $2",
-        )
-        .bind(kind.as_str())
-        .bind(secret_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        let body: Option<String> =
+            sqlx::query_scalar("SELECT body FROM credentials WHERE kind = $1 AND secret_hash = $2")
+                .bind(kind.as_str())
+                .bind(secret_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::from_sqlx)?;
         body.map(|b| parse(&b, "credential")).transpose()
     }
 

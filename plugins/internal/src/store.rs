@@ -84,7 +84,11 @@ impl Store {
                 }
             }
             let sep = if rest.contains('?') { '&' } else { '?' };
-            let mode = if rest.contains("mode=") { "" } else { "mode=rwc" };
+            let mode = if rest.contains("mode=") {
+                ""
+            } else {
+                "mode=rwc"
+            };
             (Backend::Sqlite, format!("sqlite://{rest}{sep}{mode}"))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Backend::Postgres, url.to_string())
@@ -339,7 +343,10 @@ async fn bodies<T: serde::de::DeserializeOwned>(
     rows.iter().map(|b| parse(b, what)).collect()
 }
 
-pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &str, what: &str) -> Result<T, StoreError> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+    body: &str,
+    what: &str,
+) -> Result<T, StoreError> {
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("stored {what}: {e}")))
 }
 

@@ -10,7 +10,11 @@ use postern_e2e::*;
 use serde_json::Value;
 
 fn fixture(name: &str) -> String {
-    root().join("tests/fixtures").join(name).display().to_string()
+    root()
+        .join("tests/fixtures")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 pub fn config(store_url: &str, extra: &str) -> String {
@@ -31,11 +35,19 @@ bind = "127.0.0.1:0"
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
 }
 
 fn apply(d: &Daemon, file: &str) -> std::process::Output {
-    postern(&["apply", "--config", d.config.to_str().unwrap(), file], d.dir.path(), None)
+    postern(
+        &["apply", "--config", d.config.to_str().unwrap(), file],
+        d.dir.path(),
+        None,
+    )
 }
 
 /// Logs in, retrying for up to `within` while the daemon has not yet seen a change.
@@ -50,7 +62,14 @@ fn login_within(d: &Daemon, user: &str, pw: &str, within: Duration) -> Reply {
     }
 }
 
-fn expect(d: &Daemon, user: &str, pw: &str, perms: &[&str], roles: &[&str], groups: &[&str]) -> Value {
+fn expect(
+    d: &Daemon,
+    user: &str,
+    pw: &str,
+    perms: &[&str],
+    roles: &[&str],
+    groups: &[&str],
+) -> Value {
     let r = login(&d.url("/auth/login"), user, pw);
     assert_eq!(r.status, 200, "{user}: {}", r.body);
     let v = r.json();
@@ -65,8 +84,17 @@ fn expect(d: &Daemon, user: &str, pw: &str, perms: &[&str], roles: &[&str], grou
 }
 
 fn scenario(store_url: &str) {
-    let mut d = Daemon::start(&config(store_url, ""), &[("POSTERN_ADMIN_PASSWORD", "admin-secret-1")]);
-    assert!(d.banner.iter().any(|l| l.contains("POSTERN_ADMIN_PASSWORD")), "{:?}", d.banner);
+    let mut d = Daemon::start(
+        &config(store_url, ""),
+        &[("POSTERN_ADMIN_PASSWORD", "admin-secret-1")],
+    );
+    assert!(
+        d.banner
+            .iter()
+            .any(|l| l.contains("POSTERN_ADMIN_PASSWORD")),
+        "{:?}",
+        d.banner
+    );
 
     let out = apply(&d, &fixture("scenario.toml"));
     let (stdout, stderr) = text(&out);
@@ -85,29 +113,84 @@ fn scenario(store_url: &str) {
 
     // The running daemon sees the change within one second.
     let first = login_within(&d, "alice", "alice-secret-1", Duration::from_secs(1));
-    assert_eq!(first.status, 200, "alice not visible within 1 s: {}", first.body);
+    assert_eq!(
+        first.status, 200,
+        "alice not visible within 1 s: {}",
+        first.body
+    );
 
     let alice = expect(
         &d,
         "alice",
         "alice-secret-1",
-        &["authenticate", "email-receive", "email-send", "imap-authenticate", "individual-get", "individual-list", "sieve-authenticate"],
+        &[
+            "authenticate",
+            "email-receive",
+            "email-send",
+            "imap-authenticate",
+            "individual-get",
+            "individual-list",
+            "sieve-authenticate",
+        ],
         &["helpdesk", "mailer", "sender"],
         &["everyone", "staff"],
     );
     assert_eq!(alice["principal"]["name"], "alice");
     assert_eq!(alice["principal"]["type"], "individual");
-    assert_eq!(strings(&alice["principal"]["emails"]), ["alice@example.org"]);
+    assert_eq!(
+        strings(&alice["principal"]["emails"]),
+        ["alice@example.org"]
+    );
     assert_eq!(alice["mechanism"], "password");
-    expect(&d, "bob", "bob-secret-1", &["authenticate", "email-receive", "sieve-authenticate"], &["mailer", "sender"], &["quarantine"]);
-    expect(&d, "carol", "carol-secret-1", &["authenticate", "email-send"], &[], &["everyone", "staff"]);
-    let dave = expect(&d, "dave", "dave-secret-1", &["authenticate", "email-receive", "email-send"], &["user"], &[]);
+    expect(
+        &d,
+        "bob",
+        "bob-secret-1",
+        &["authenticate", "email-receive", "sieve-authenticate"],
+        &["mailer", "sender"],
+        &["quarantine"],
+    );
+    expect(
+        &d,
+        "carol",
+        "carol-secret-1",
+        &["authenticate", "email-send"],
+        &[],
+        &["everyone", "staff"],
+    );
+    let dave = expect(
+        &d,
+        "dave",
+        "dave-secret-1",
+        &["authenticate", "email-receive", "email-send"],
+        &["user"],
+        &[],
+    );
     assert_eq!(dave["principal"]["tenant"], "acme");
     // Login by email address finds the same account.
-    let by_mail = expect(&d, "dave@acme.example", "dave-secret-1", &["authenticate", "email-receive", "email-send"], &["user"], &[]);
+    let by_mail = expect(
+        &d,
+        "dave@acme.example",
+        "dave-secret-1",
+        &["authenticate", "email-receive", "email-send"],
+        &["user"],
+        &[],
+    );
     assert_eq!(by_mail["principal"]["name"], "dave");
     assert_eq!(by_mail["principal"]["id"], dave["principal"]["id"]);
-    expect(&d, "erin", "erin-secret-1", &["authenticate", "email-receive", "email-send", "individual-list"], &["tenant-admin"], &[]);
+    expect(
+        &d,
+        "erin",
+        "erin-secret-1",
+        &[
+            "authenticate",
+            "email-receive",
+            "email-send",
+            "individual-list",
+        ],
+        &["tenant-admin"],
+        &[],
+    );
     let grace = login(&d.url("/auth/login"), "grace", "grace-secret-1");
     assert_eq!(grace.status, 200, "{}", grace.body);
     assert_eq!(grace.json()["permissions"].as_array().unwrap().len(), 179);
@@ -120,7 +203,10 @@ fn scenario(store_url: &str) {
     // Unknown user and wrong password are the same answer.
     let unknown = login(&d.url("/auth/login"), "nobody", "whatever-1");
     let wrong = login(&d.url("/auth/login"), "alice", "wrong-password");
-    assert_eq!((unknown.status, unknown.body.clone()), (wrong.status, wrong.body.clone()));
+    assert_eq!(
+        (unknown.status, unknown.body.clone()),
+        (wrong.status, wrong.body.clone())
+    );
     assert_eq!(unknown.status, 401);
 
     // The session: readable with its token, then revoked.
@@ -142,7 +228,14 @@ fn scenario(store_url: &str) {
     assert!(kv.get("token").is_none(), "an API key is never echoed");
     assert_eq!(
         strings(&kv["permissions"]),
-        ["authenticate", "email-receive", "imap-authenticate", "individual-get", "individual-list", "sieve-authenticate"]
+        [
+            "authenticate",
+            "email-receive",
+            "imap-authenticate",
+            "individual-get",
+            "individual-list",
+            "sieve-authenticate"
+        ]
     );
 
     // App password: bob's effective set ∩ {authenticate, imap-authenticate}.
@@ -156,21 +249,51 @@ fn scenario(store_url: &str) {
     let (stdout, stderr) = text(&again);
     assert!(again.status.success(), "{stderr}");
     assert!(stdout.contains("0 created, 0 updated"), "{stdout}");
-    assert!(!stdout.contains("secret of"), "secrets are shown only at creation: {stdout}");
+    assert!(
+        !stdout.contains("secret of"),
+        "secrets are shown only at creation: {stdout}"
+    );
 
     // explain shows why.
     let cfg = d.config.to_str().unwrap().to_string();
-    let out = postern(&["explain", "--config", &cfg, "bob", "imap-authenticate"], d.dir.path(), None);
+    let out = postern(
+        &["explain", "--config", &cfg, "bob", "imap-authenticate"],
+        d.dir.path(),
+        None,
+    );
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("account's own list disables imap-authenticate"), "{stdout}");
-    assert!(stdout.contains("group quarantine (mode replace)"), "{stdout}");
-    assert!(stdout.trim_end().ends_with("imap-authenticate is DENIED"), "{stdout}");
-    let out = postern(&["explain", "--config", &cfg, "alice", "email-send"], d.dir.path(), None);
+    assert!(
+        stdout.contains("account's own list disables imap-authenticate"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("group quarantine (mode replace)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.trim_end().ends_with("imap-authenticate is DENIED"),
+        "{stdout}"
+    );
+    let out = postern(
+        &["explain", "--config", &cfg, "alice", "email-send"],
+        d.dir.path(),
+        None,
+    );
     let (stdout, _) = text(&out);
-    assert!(stdout.contains("role sender ← mailer (from group everyone) enables email-send"), "{stdout}");
-    assert!(stdout.trim_end().ends_with("email-send is GRANTED"), "{stdout}");
-    let out = postern(&["explain", "--config", &cfg, "alice", "fly-to-the-moon"], d.dir.path(), None);
+    assert!(
+        stdout.contains("role sender ← mailer (from group everyone) enables email-send"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.trim_end().ends_with("email-send is GRANTED"),
+        "{stdout}"
+    );
+    let out = postern(
+        &["explain", "--config", &cfg, "alice", "fly-to-the-moon"],
+        d.dir.path(),
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
 
     let status = d.stop();
@@ -227,7 +350,11 @@ tenant = "nowhere"
     }
     // Nothing was written: not even the valid role.
     std::thread::sleep(Duration::from_millis(1200));
-    let out = postern(&["explain", "--config", d.config.to_str().unwrap(), "zed"], dir, None);
+    let out = postern(
+        &["explain", "--config", d.config.to_str().unwrap(), "zed"],
+        dir,
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
 
     let typo = dir.join("typo.toml");
@@ -235,27 +362,65 @@ tenant = "nowhere"
     let out = apply(&d, typo.to_str().unwrap());
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("pasword") && stderr.contains("typo.toml"), "{stderr}");
+    assert!(
+        stderr.contains("pasword") && stderr.contains("typo.toml"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn bad_input_is_answered_and_changes_nothing() {
-    let d = Daemon::start(&config("sqlite://state/postern.db", ""), &[("POSTERN_ADMIN_PASSWORD", "admin-secret-1")]);
+    let d = Daemon::start(
+        &config("sqlite://state/postern.db", ""),
+        &[("POSTERN_ADMIN_PASSWORD", "admin-secret-1")],
+    );
     let url = d.url("/auth/login");
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
-        ("malformed JSON", b"{\"username\": \"admin\", ".to_vec(), 400),
+        (
+            "malformed JSON",
+            b"{\"username\": \"admin\", ".to_vec(),
+            400,
+        ),
         ("not an object", b"[1,2,3]".to_vec(), 400),
-        ("unknown field", br#"{"username":"admin","password":"x","admin":true}"#.to_vec(), 400),
-        ("NUL in user name", br#"{"username":"ad\u0000min","password":"admin-secret-1"}"#.to_vec(), 400),
-        ("empty password", br#"{"username":"admin","password":""}"#.to_vec(), 400),
-        ("invalid UTF-8", b"{\"username\":\"adm\xff\xfein\",\"password\":\"x\"}".to_vec(), 400),
-        ("over 64 KiB", format!("{{\"username\":\"{}\",\"password\":\"x\"}}", "a".repeat(70_000)).into_bytes(), 413),
+        (
+            "unknown field",
+            br#"{"username":"admin","password":"x","admin":true}"#.to_vec(),
+            400,
+        ),
+        (
+            "NUL in user name",
+            br#"{"username":"ad\u0000min","password":"admin-secret-1"}"#.to_vec(),
+            400,
+        ),
+        (
+            "empty password",
+            br#"{"username":"admin","password":""}"#.to_vec(),
+            400,
+        ),
+        (
+            "invalid UTF-8",
+            b"{\"username\":\"adm\xff\xfein\",\"password\":\"x\"}".to_vec(),
+            400,
+        ),
+        (
+            "over 64 KiB",
+            format!(
+                "{{\"username\":\"{}\",\"password\":\"x\"}}",
+                "a".repeat(70_000)
+            )
+            .into_bytes(),
+            413,
+        ),
     ];
     for (what, body, status) in cases {
         let r = post_raw(&url, "application/json", &body);
         assert_eq!(r.status, status, "{what}: {}", r.body);
         let v = r.json();
-        assert!(v["error"].is_string() && v["message"].is_string(), "{what}: {}", r.body);
+        assert!(
+            v["error"].is_string() && v["message"].is_string(),
+            "{what}: {}",
+            r.body
+        );
     }
     let long = serde_json::json!({"username": "u".repeat(10_000), "password": "x"}).to_string();
     let r = post_raw(&url, "application/json", long.as_bytes());
@@ -270,7 +435,10 @@ fn bad_input_is_answered_and_changes_nothing() {
 #[test]
 fn failed_logins_are_throttled_with_retry_after() {
     let extra = "\n[authentication]\nmax-failures-per-account = 3\n";
-    let d = Daemon::start(&config("sqlite://state/postern.db", extra), &[("POSTERN_ADMIN_PASSWORD", "admin-secret-1")]);
+    let d = Daemon::start(
+        &config("sqlite://state/postern.db", extra),
+        &[("POSTERN_ADMIN_PASSWORD", "admin-secret-1")],
+    );
     let url = d.url("/auth/login");
     for _ in 0..3 {
         assert_eq!(login(&url, "admin", "wrong-1").status, 401);
@@ -278,7 +446,11 @@ fn failed_logins_are_throttled_with_retry_after() {
     let r = login(&url, "admin", "admin-secret-1");
     assert_eq!(r.status, 429, "{}", r.body);
     assert_eq!(r.json()["error"], "too_many_attempts");
-    let wait: u64 = r.header("retry-after").expect("Retry-After").parse().unwrap();
+    let wait: u64 = r
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
     assert!((1..=300).contains(&wait), "{wait}");
     let metrics = get(&d.url("/metrics"), None).body;
     assert!(metrics.contains(r#"outcome="rate_limited""#), "{metrics}");
@@ -287,7 +459,10 @@ fn failed_logins_are_throttled_with_retry_after() {
 #[test]
 fn sessions_expire() {
     let extra = "\n[session]\nttl = \"1s\"\n";
-    let d = Daemon::start(&config("sqlite://state/postern.db", extra), &[("POSTERN_ADMIN_PASSWORD", "admin-secret-1")]);
+    let d = Daemon::start(
+        &config("sqlite://state/postern.db", extra),
+        &[("POSTERN_ADMIN_PASSWORD", "admin-secret-1")],
+    );
     let r = login(&d.url("/auth/login"), "admin", "admin-secret-1");
     assert_eq!(r.status, 200);
     let token = r.json()["token"].as_str().unwrap().to_string();
@@ -298,8 +473,14 @@ fn sessions_expire() {
 
 #[test]
 fn metrics_pass_promtool() {
-    let d = Daemon::start(&config("sqlite://state/postern.db", ""), &[("POSTERN_ADMIN_PASSWORD", "admin-secret-1")]);
-    assert_eq!(login(&d.url("/auth/login"), "admin", "admin-secret-1").status, 200);
+    let d = Daemon::start(
+        &config("sqlite://state/postern.db", ""),
+        &[("POSTERN_ADMIN_PASSWORD", "admin-secret-1")],
+    );
+    assert_eq!(
+        login(&d.url("/auth/login"), "admin", "admin-secret-1").status,
+        200
+    );
     assert_eq!(login(&d.url("/auth/login"), "admin", "nope").status, 401);
     let ready = get(&d.url("/readyz"), None);
     assert_eq!(ready.status, 200, "{}", ready.body);
@@ -331,9 +512,17 @@ fn metrics_pass_promtool() {
         .arg(format!("{promtool} check metrics < {}", file.display()))
         .output()
         .unwrap();
-    assert!(out.status.success(), "promtool: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The logs of the whole run never contain a password.
     let logs = d.logs();
     assert!(logs.contains("authentication"), "{logs}");
-    assert!(!logs.contains("admin-secret-1") && !logs.contains("nope"), "{logs}");
+    assert!(
+        !logs.contains("admin-secret-1") && !logs.contains("nope"),
+        "{logs}"
+    );
 }

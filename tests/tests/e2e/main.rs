@@ -4,3 +4,4 @@
 mod cli;
 mod config;
 mod foundation;
+mod mail;

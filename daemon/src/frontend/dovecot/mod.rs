@@ -1,0 +1,190 @@
+//! The dovecot-auth server loop (protocol 1.2, what Postfix and Exim speak), over any stream.
+//!
+//! One connection = one reader loop that owns the request table, one writer task fed through a
+//! bounded channel (a client that stops reading stops being read), and one task per request under
+//! verification. Verification results come back to the reader loop, which updates the table
+//! before it answers, so a client reacting to a `CONT` always finds its request in place.
+//!
+//! Answers go out as requests finish, not in request order. Protocol violations (duplicate id,
+//! unoffered mechanism, bad handshake, over-long line, `CONT` for a request being verified)
+//! close the connection like Dovecot does; invalid base64 fails only that request.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use postern_protocols::dovecot::{self, LineReader, MechAdvert};
+use postern_protocols::sasl::Mechanism;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::Settings;
+use crate::auth::Engine;
+
+mod requests;
+
+use requests::{Conn, Flow};
+
+/// Per-connection limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Requests open at once on one connection (waiting for the client or being verified);
+    /// more are refused with a temporary `FAIL`.
+    pub max_in_flight: usize,
+    /// A request waiting for the client's `CONT` longer than this is forgotten (Dovecot: 150 s);
+    /// a later `CONT` is answered "timed out".
+    pub request_timeout: Duration,
+    /// Wrong credentials are answered after this delay (Dovecot's `auth_failure_delay`).
+    pub failure_delay: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_in_flight: 32,
+            request_timeout: Duration::from_secs(150),
+            failure_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What every connection of one listener shares.
+pub struct Server {
+    engine: Arc<Engine>,
+    settings: Settings,
+    limits: Limits,
+    offered: Vec<Mechanism>,
+    adverts: Vec<MechAdvert>,
+    spid: u32,
+    next_cuid: AtomicU32,
+}
+
+impl Server {
+    pub fn new(engine: Arc<Engine>, settings: Settings, limits: Limits) -> Server {
+        let mut offered = Vec::new();
+        for name in &settings.mechanisms {
+            match Mechanism::from_name(name) {
+                Some(m) if !offered.contains(&m) => offered.push(m),
+                Some(_) => {}
+                None => tracing::warn!(mechanism = %name, "unknown SASL mechanism not offered"),
+            }
+        }
+        let adverts = offered.iter().map(|m| MechAdvert::from(*m)).collect();
+        Server {
+            engine,
+            settings,
+            limits,
+            offered,
+            adverts,
+            spid: std::process::id(),
+            next_cuid: AtomicU32::new(1),
+        }
+    }
+
+    /// Serves one connection until the client leaves, breaks the protocol, idles out, or the
+    /// listener stops (then the requests being verified are still answered).
+    pub async fn handle<S>(
+        self: Arc<Self>,
+        stream: S,
+        peer: Option<IpAddr>,
+        mut stopping: watch::Receiver<bool>,
+    ) where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (mut rd, wr) = tokio::io::split(stream);
+        let (out, out_rx) = mpsc::channel::<String>(64);
+        let writer = tokio::spawn(write_loop(wr, out_rx));
+        let cuid = self.next_cuid.fetch_add(1, Ordering::Relaxed);
+        let cookie: [u8; 16] = rand::random();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let idle = self.settings.idle_timeout;
+        let reap_every = (self.limits.request_timeout / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(5));
+        let mut c = Conn::new(self.clone(), out, done_tx);
+        if c.send(dovecot::handshake(&self.adverts, self.spid, cuid, &cookie))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tracing::debug!(cuid, ?peer, "dovecot-auth client connected");
+        let mut lines = LineReader::new();
+        let mut buf = vec![0u8; 8192];
+        let mut reading = true;
+        let mut idle_deadline = Instant::now() + idle;
+        let mut reap = tokio::time::interval(reap_every);
+        'conn: loop {
+            if !reading && c.verifying() == 0 {
+                break;
+            }
+            tokio::select! {
+                Some(done) = done_rx.recv() => {
+                    if c.finished(done).await == Flow::Disconnect {
+                        break;
+                    }
+                }
+                read = rd.read(&mut buf), if reading => match read {
+                    Ok(0) | Err(_) => {
+                        reading = false;
+                        c.forget_waiting();
+                    }
+                    Ok(n) => {
+                        idle_deadline = Instant::now() + idle;
+                        lines.push(buf.get(..n).unwrap_or_default());
+                        loop {
+                            match lines.next_line() {
+                                Ok(Some(line)) => {
+                                    if c.line(&line).await == Flow::Disconnect {
+                                        break 'conn;
+                                    }
+                                }
+                                Ok(None) => break,
+                                Err(e) => {
+                                    tracing::warn!(cuid, error = %e, "dovecot-auth client sent an over-long line; disconnecting");
+                                    break 'conn;
+                                }
+                            }
+                        }
+                    }
+                },
+                _ = tokio::time::sleep_until(idle_deadline), if reading && c.is_idle() => {
+                    tracing::debug!(cuid, "dovecot-auth client idle; disconnecting");
+                    break;
+                }
+                _ = reap.tick() => c.reap(),
+                changed = stopping.changed(), if reading => {
+                    if changed.is_err() || *stopping.borrow() {
+                        reading = false;
+                        c.forget_waiting();
+                    }
+                }
+            }
+        }
+        drop(c);
+        let _ = writer.await;
+    }
+}
+
+async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::Receiver<String>) {
+    tokio::pin!(wr);
+    let mut batch = String::new();
+    while let Some(line) = rx.recv().await {
+        batch.clear();
+        batch.push_str(&line);
+        while batch.len() < 16 * 1024 {
+            match rx.try_recv() {
+                Ok(more) => batch.push_str(&more),
+                Err(_) => break,
+            }
+        }
+        if wr.write_all(batch.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,381 @@
+//! One connection's request table: AUTH / CONT / CANCEL handling, verification tasks, and the
+//! answers to their results.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use postern_directory::Secret;
+use postern_protocols::dovecot::{
+    self, ClientLine, ClientState, Disposition, FailCode, ParseError,
+};
+use postern_protocols::sasl::{Credentials, Mechanism, SaslError, Session, Step};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::Server;
+use crate::auth::bearer::BearerAttempt;
+use crate::auth::{Frontend, LoginError, PasswordAttempt, Principal};
+use crate::metrics::Outcome;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flow {
+    Continue,
+    Disconnect,
+}
+
+struct Ctx {
+    service: String,
+    remote_ip: Option<IpAddr>,
+    serial: u64,
+}
+
+enum Pending {
+    /// A challenge was sent; waiting for the client's `CONT`.
+    Waiting {
+        session: Session,
+        ctx: Ctx,
+        deadline: Instant,
+    },
+    /// Credentials are being verified by a task.
+    Verifying { session: Session, ctx: Ctx },
+}
+
+/// A verification result, back from its task.
+pub(super) struct Done {
+    id: u32,
+    serial: u64,
+    result: Result<Principal, LoginError>,
+}
+
+pub(super) struct Conn {
+    server: Arc<Server>,
+    out: mpsc::Sender<String>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    pending: HashMap<u32, Pending>,
+    state: ClientState,
+    serial: u64,
+}
+
+impl Conn {
+    pub(super) fn new(
+        server: Arc<Server>,
+        out: mpsc::Sender<String>,
+        done_tx: mpsc::UnboundedSender<Done>,
+    ) -> Conn {
+        Conn {
+            server,
+            out,
+            done_tx,
+            pending: HashMap::new(),
+            state: ClientState::new(),
+            serial: 0,
+        }
+    }
+
+    /// No request open: the idle timeout applies.
+    pub(super) fn is_idle(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    pub(super) async fn send(&self, line: String) -> Result<(), ()> {
+        self.out.send(line).await.map_err(|_| ())
+    }
+
+    pub(super) fn verifying(&self) -> usize {
+        self.pending
+            .values()
+            .filter(|p| matches!(p, Pending::Verifying { .. }))
+            .count()
+    }
+
+    pub(super) fn forget_waiting(&mut self) {
+        self.pending
+            .retain(|_, p| matches!(p, Pending::Verifying { .. }));
+    }
+
+    pub(super) fn reap(&mut self) {
+        let now = Instant::now();
+        self.pending.retain(|id, p| match p {
+            Pending::Waiting { deadline, .. } if *deadline <= now => {
+                tracing::debug!(
+                    id,
+                    "dovecot-auth request abandoned by the client; forgotten"
+                );
+                false
+            }
+            _ => true,
+        });
+    }
+
+    pub(super) async fn line(&mut self, line: &[u8]) -> Flow {
+        let parsed = self.state.accept(line);
+        let result = match parsed {
+            Ok(ClientLine::Version { .. } | ClientLine::Cpid(_)) => Ok(()),
+            Ok(ClientLine::Auth(req)) => self.auth(req).await,
+            Ok(ClientLine::Cont { id, data }) => self.cont(id, &data).await,
+            Ok(ClientLine::Cancel { id }) => {
+                // Forgotten at once: a verification still running is answered to nobody.
+                self.pending.remove(&id);
+                Ok(())
+            }
+            Err(e) => match (e.disposition(), e.fail_reply()) {
+                (Disposition::FailRequest { id }, Some(reply)) => {
+                    let initial = matches!(e, ParseError::InvalidBase64 { initial: true, .. });
+                    match self.pending.get(&id) {
+                        // An AUTH reusing an open id, or a CONT for a request being verified
+                        // (which will be answered): client bugs, as without the bad base64.
+                        Some(Pending::Verifying { .. }) => Err("request busy"),
+                        Some(Pending::Waiting { .. }) if initial => Err("duplicate id"),
+                        waiting => {
+                            if waiting.is_some() {
+                                self.pending.remove(&id);
+                            }
+                            self.send(reply).await.map_err(|_| "client gone")
+                        }
+                    }
+                }
+                _ => {
+                    tracing::warn!(error = %e, "dovecot-auth client protocol error; disconnecting");
+                    Err("protocol error")
+                }
+            },
+        };
+        match result {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Disconnect,
+        }
+    }
+
+    async fn auth(&mut self, req: dovecot::AuthRequest) -> Result<(), &'static str> {
+        let id = req.id;
+        if self.pending.contains_key(&id) {
+            tracing::warn!(
+                id,
+                "dovecot-auth client reused an open request id; disconnecting"
+            );
+            return Err("duplicate id");
+        }
+        let Some(mechanism) =
+            Mechanism::from_name(&req.mechanism).filter(|m| self.server.offered.contains(m))
+        else {
+            tracing::warn!(mechanism = %req.mechanism.escape_debug(), "dovecot-auth client asked for a mechanism not offered; disconnecting");
+            return Err("unsupported mechanism");
+        };
+        if self.pending.len() >= self.server.limits.max_in_flight {
+            let reason = "Too many authentication requests in progress";
+            return self
+                .send(dovecot::fail(
+                    id,
+                    None,
+                    Some(FailCode::TempFail),
+                    Some(reason),
+                    true,
+                ))
+                .await
+                .map_err(|_| "gone");
+        }
+        if mechanism.is_plaintext()
+            && !self.server.settings.allow_plaintext
+            && !req.counts_as_secured()
+        {
+            let reason = "Plaintext authentication disallowed on non-secure (SSL/TLS) connections";
+            let line = dovecot::fail(
+                id,
+                None,
+                Some(FailCode::MechSslRequired),
+                Some(reason),
+                false,
+            );
+            return self.send(line).await.map_err(|_| "gone");
+        }
+        self.serial += 1;
+        let ctx = Ctx {
+            service: req.service,
+            remote_ip: req.remote_ip,
+            serial: self.serial,
+        };
+        let mut session = Session::new(mechanism);
+        let step = session.step(req.initial_response.as_deref().map(Vec::as_slice));
+        self.advance(id, session, ctx, step).await
+    }
+
+    async fn cont(&mut self, id: u32, data: &[u8]) -> Result<(), &'static str> {
+        match self.pending.remove(&id) {
+            None => self
+                .send(dovecot::request_timed_out(id))
+                .await
+                .map_err(|_| "gone"),
+            Some(Pending::Waiting {
+                mut session, ctx, ..
+            }) => {
+                let step = session.step(Some(data));
+                self.advance(id, session, ctx, step).await
+            }
+            Some(Pending::Verifying { .. }) => {
+                tracing::warn!(
+                    id,
+                    "dovecot-auth client sent CONT for a request being verified; disconnecting"
+                );
+                Err("cont while verifying")
+            }
+        }
+    }
+
+    async fn advance(
+        &mut self,
+        id: u32,
+        session: Session,
+        ctx: Ctx,
+        step: Step,
+    ) -> Result<(), &'static str> {
+        match step {
+            Step::Challenge(challenge) => {
+                let deadline = Instant::now() + self.server.limits.request_timeout;
+                self.pending.insert(
+                    id,
+                    Pending::Waiting {
+                        session,
+                        ctx,
+                        deadline,
+                    },
+                );
+                self.send(dovecot::cont(id, &challenge))
+                    .await
+                    .map_err(|_| "gone")
+            }
+            Step::Credentials(credentials) => {
+                self.spawn_verify(id, session.mechanism(), &ctx, credentials);
+                self.pending.insert(id, Pending::Verifying { session, ctx });
+                Ok(())
+            }
+            Step::Fail(err) => {
+                tracing::debug!(id, error = %err, "dovecot-auth SASL exchange failed");
+                // A rejected token was already counted by the engine; malformed exchanges never
+                // reached it and are counted here.
+                if err != SaslError::TokenRejected {
+                    let mechanism = mechanism_label(session.mechanism());
+                    self.server.engine.metrics.auth(
+                        Frontend::DovecotAuth.as_str(),
+                        mechanism,
+                        "none",
+                        Outcome::Failure,
+                        0.0,
+                    );
+                }
+                let line = dovecot::fail(id, session.user(), None, Some(err.reason()), false);
+                self.send(line).await.map_err(|_| "gone")
+            }
+        }
+    }
+
+    fn spawn_verify(&self, id: u32, mechanism: Mechanism, ctx: &Ctx, credentials: Credentials) {
+        let engine = self.server.engine.clone();
+        let done = self.done_tx.clone();
+        let delay = self.server.limits.failure_delay;
+        let (service, remote_ip, serial) = (ctx.service.clone(), ctx.remote_ip, ctx.serial);
+        tokio::spawn(async move {
+            let result = match credentials {
+                Credentials::Password { authcid, password } => {
+                    engine
+                        .login(PasswordAttempt {
+                            frontend: Frontend::DovecotAuth,
+                            mechanism: mechanism.name(),
+                            username: &authcid,
+                            password: Secret::password(password.as_str()),
+                            service: &service,
+                            remote_ip,
+                        })
+                        .await
+                }
+                Credentials::Bearer { user, token } => {
+                    engine
+                        .login_bearer(BearerAttempt {
+                            frontend: Frontend::DovecotAuth,
+                            mechanism: mechanism.name(),
+                            token: &token,
+                            claimed_user: user.as_deref(),
+                            service: &service,
+                            remote_ip,
+                        })
+                        .await
+                }
+            };
+            if matches!(
+                result,
+                Err(LoginError::InvalidCredentials | LoginError::InvalidRequest(_))
+            ) {
+                tokio::time::sleep(delay).await;
+            }
+            let _ = done.send(Done { id, serial, result });
+        });
+    }
+
+    pub(super) async fn finished(&mut self, done: Done) -> Flow {
+        let session = match self.pending.remove(&done.id) {
+            Some(Pending::Verifying { session, ctx }) if ctx.serial == done.serial => {
+                (session, ctx)
+            }
+            Some(other) => {
+                // Cancelled, and the id reused since: not this result's request.
+                self.pending.insert(done.id, other);
+                return Flow::Continue;
+            }
+            None => return Flow::Continue,
+        };
+        let (mut session, ctx) = session;
+        let id = done.id;
+        let sent = match done.result {
+            Ok(principal) => self
+                .send(dovecot::ok(id, &principal.name, &[]))
+                .await
+                .map_err(|_| "gone"),
+            Err(LoginError::InvalidCredentials) if session.mechanism().is_bearer() => {
+                let step = session.reject_token(None);
+                self.advance(id, session, ctx, step).await
+            }
+            Err(e) => self
+                .send(failure(id, session.user(), &e))
+                .await
+                .map_err(|_| "gone"),
+        };
+        match sent {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Disconnect,
+        }
+    }
+}
+
+/// The metrics label of a mechanism (a closed set).
+fn mechanism_label(m: Mechanism) -> &'static str {
+    match m {
+        Mechanism::Plain => "plain",
+        Mechanism::Login => "login",
+        Mechanism::XOAuth2 => "xoauth2",
+        Mechanism::OAuthBearer => "oauthbearer",
+    }
+}
+
+/// The `FAIL` line for an engine refusal: outages and broken accounts are temporary, never
+/// "wrong password".
+fn failure(id: u32, user: Option<&str>, e: &LoginError) -> String {
+    match e {
+        LoginError::InvalidCredentials | LoginError::InvalidRequest(_) => {
+            dovecot::fail(id, user, None, Some("Authentication failed"), false)
+        }
+        LoginError::RateLimited(_) => dovecot::fail(
+            id,
+            user,
+            None,
+            Some("Too many failed attempts; try again later"),
+            true,
+        ),
+        LoginError::Unavailable | LoginError::Misconfigured => dovecot::fail(
+            id,
+            user,
+            Some(FailCode::TempFail),
+            Some("Temporary authentication failure"),
+            true,
+        ),
+    }
+}

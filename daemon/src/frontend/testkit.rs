@@ -1,0 +1,47 @@
+//! A real engine on a private SQLite store for the front-end tests: `alice` (role user) and
+//! `bob` (role user without `email-send` and `pop3-authenticate`), both with [`PASSWORD`].
+
+use std::sync::Arc;
+
+use postern_internal::apply::{apply, Validator};
+use postern_internal::model::Provision;
+
+use crate::auth::Engine;
+use crate::config::{load, Source};
+use crate::runtime;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+const PROVISION: &str = r#"
+[[account]]
+name = "alice"
+password = "correct horse battery"
+roles = "user"
+
+[[account]]
+name = "bob"
+password = "correct horse battery"
+roles = "user"
+permissions = { mode = "merge", disabled = ["email-send", "pop3-authenticate"] }
+"#;
+
+pub async fn engine() -> (tempfile::TempDir, Arc<Engine>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = load(&Source::Embedded).expect("embedded config");
+    config.server.state_dir = dir.path().to_path_buf();
+    config.store.url = String::new();
+    config.store.url_file = None;
+    let engine = runtime::engine(&config, runtime::system_clock())
+        .await
+        .expect("engine");
+    let file: Provision = toml::from_str(PROVISION).expect("provision");
+    let validator = Validator {
+        is_permission: &crate::authz::is_permission,
+        check_credential: &|_| Ok(()),
+    };
+    apply(&engine.store, &file, &validator, &engine.hasher)
+        .await
+        .expect("apply");
+    engine.reload_if_changed().await.expect("reload");
+    (dir, engine)
+}
