@@ -12,7 +12,6 @@ use std::time::Instant;
 use super::{Engine, Frontend, Principal, SessionView};
 use crate::auth::LoginError;
 use crate::authz::{service_permission, PermSet, Permission};
-use crate::metrics::Outcome as MOutcome;
 
 pub struct BearerAttempt<'a> {
     pub frontend: Frontend,
@@ -30,36 +29,21 @@ impl Engine {
     pub async fn login_bearer(&self, a: BearerAttempt<'_>) -> Result<Principal, LoginError> {
         let started = Instant::now();
         let (result, directory) = self.login_bearer_inner(&a).await;
-        let outcome = match &result {
-            Ok(_) => MOutcome::Success,
-            Err(LoginError::RateLimited(_)) => MOutcome::RateLimited,
-            Err(LoginError::Unavailable | LoginError::Misconfigured) => MOutcome::TempFailure,
-            Err(_) => MOutcome::Failure,
-        };
-        let elapsed = started.elapsed();
-        let mechanism = bearer_mechanism(a.mechanism);
-        self.metrics.auth(
-            a.frontend.as_str(),
-            mechanism,
-            &directory,
-            outcome,
-            elapsed.as_secs_f64(),
-        );
         let user = match &result {
             Ok(p) => p.name.as_str(),
             Err(_) => a.claimed_user.unwrap_or("-"),
         };
-        tracing::info!(
-            target: "postern::auth",
-            frontend = a.frontend.as_str(),
-            mechanism,
-            directory = %directory,
-            outcome = outcome.as_str(),
-            user = %user.escape_debug(),
-            client = ?a.remote_ip,
-            service = %a.service.escape_debug(),
-            ms = elapsed.as_millis() as u64,
-            "authentication"
+        self.record(
+            &super::login::AuthEvent {
+                frontend: a.frontend,
+                mechanism: bearer_mechanism(a.mechanism),
+                directory: &directory,
+                user,
+                service: a.service,
+                remote_ip: a.remote_ip,
+                started,
+            },
+            &result,
         );
         result
     }

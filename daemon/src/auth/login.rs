@@ -13,6 +13,17 @@ use super::{Engine, Frontend, Principal};
 use crate::authz::{service_permission, AuthzError, Permission, Scope, Subject};
 use crate::metrics::Outcome as MOutcome;
 
+/// What [`Engine::record`] counts and logs about one authentication.
+pub(super) struct AuthEvent<'a> {
+    pub frontend: Frontend,
+    pub mechanism: &'static str,
+    pub directory: &'a str,
+    pub user: &'a str,
+    pub service: &'a str,
+    pub remote_ip: Option<IpAddr>,
+    pub started: Instant,
+}
+
 pub struct PasswordAttempt<'a> {
     pub frontend: Frontend,
     /// SASL mechanism or `password` (metrics label).
@@ -46,34 +57,49 @@ impl Engine {
     pub async fn login(&self, a: PasswordAttempt<'_>) -> Result<Principal, LoginError> {
         let started = Instant::now();
         let (result, directory) = self.login_inner(&a).await;
-        let outcome = match &result {
+        self.record(
+            &AuthEvent {
+                frontend: a.frontend,
+                mechanism: metric_mechanism(a.mechanism),
+                directory: &directory,
+                user: a.username,
+                service: a.service,
+                remote_ip: a.remote_ip,
+                started,
+            },
+            &result,
+        );
+        result
+    }
+
+    /// The one place an authentication is counted, timed and logged (one line, no secret).
+    pub(super) fn record(&self, e: &AuthEvent<'_>, result: &Result<Principal, LoginError>) {
+        let outcome = match result {
             Ok(_) => MOutcome::Success,
             Err(LoginError::RateLimited(_)) => MOutcome::RateLimited,
             Err(LoginError::Unavailable | LoginError::Misconfigured) => MOutcome::TempFailure,
             Err(_) => MOutcome::Failure,
         };
-        let elapsed = started.elapsed();
-        let mechanism = metric_mechanism(a.mechanism);
+        let elapsed = e.started.elapsed();
         self.metrics.auth(
-            a.frontend.as_str(),
-            mechanism,
-            &directory,
+            e.frontend.as_str(),
+            e.mechanism,
+            e.directory,
             outcome,
             elapsed.as_secs_f64(),
         );
         tracing::info!(
             target: "postern::auth",
-            frontend = a.frontend.as_str(),
-            mechanism,
-            directory = %directory,
+            frontend = e.frontend.as_str(),
+            mechanism = e.mechanism,
+            directory = %e.directory,
             outcome = outcome.as_str(),
-            user = %a.username.escape_debug(),
-            client = ?a.remote_ip,
-            service = %a.service.escape_debug(),
+            user = %e.user.escape_debug(),
+            client = ?e.remote_ip,
+            service = %e.service.escape_debug(),
             ms = elapsed.as_millis() as u64,
             "authentication"
         );
-        result
     }
 
     async fn login_inner(
