@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use super::{Engine, Frontend, Principal, SessionView};
 use crate::auth::LoginError;
-use crate::authz::{service_permission, PermSet, Permission};
+use crate::authz::PermSet;
 
 pub struct BearerAttempt<'a> {
     pub frontend: Frontend,
@@ -36,7 +36,7 @@ impl Engine {
         self.record(
             &super::login::AuthEvent {
                 frontend: a.frontend,
-                mechanism: bearer_mechanism(a.mechanism),
+                mechanism: super::login::metric_mechanism(a.mechanism),
                 directory: &directory,
                 user,
                 service: a.service,
@@ -97,26 +97,8 @@ impl Engine {
             self.evaluate(&stored, extra, &view.directory, &view.mechanism, None)?;
         let recorded = PermSet::from_names(&view.permissions).unwrap_or_default();
         principal.permissions = principal.permissions.intersect(&recorded);
-        let mut required = vec![Permission::known("authenticate")];
-        required.extend(service_permission(service));
-        if let Some(missing) = required
-            .iter()
-            .find(|p| !principal.permissions.contains(**p))
-        {
-            tracing::info!(user = %principal.name, permission = missing.name(), "bearer login refused: permission not granted");
-            return Err(LoginError::InvalidCredentials);
-        }
+        super::login::require_login_permissions(&principal, service)?;
         principal.emails = view.principal.emails.clone();
         Ok(principal)
-    }
-}
-
-fn bearer_mechanism(m: &str) -> &'static str {
-    if m.eq_ignore_ascii_case("xoauth2") {
-        "xoauth2"
-    } else if m.eq_ignore_ascii_case("oauthbearer") {
-        "oauthbearer"
-    } else {
-        "other"
     }
 }

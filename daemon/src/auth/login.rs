@@ -219,15 +219,7 @@ impl Engine {
         };
         let mut principal = self.evaluate(&stored, extra, directory, &mechanism, scope.as_ref())?;
         principal.emails = identity.emails.clone();
-        let mut required = vec![Permission::known("authenticate")];
-        required.extend(service_permission(a.service));
-        if let Some(missing) = required
-            .iter()
-            .find(|p| !principal.permissions.contains(**p))
-        {
-            tracing::info!(user = %identity.name, permission = missing.name(), "login refused: permission not granted");
-            return Err(LoginError::InvalidCredentials);
-        }
+        require_login_permissions(&principal, a.service)?;
         Ok(principal)
     }
 
@@ -272,12 +264,9 @@ impl Engine {
         }
         if !cred.allowed_ips.is_empty() {
             let allowed = ip.is_some_and(|ip| {
-                cred.allowed_ips.iter().any(|net| {
-                    net.parse::<ipnet::IpNet>()
-                        .map(|n| n.contains(&ip))
-                        .or_else(|_| net.parse::<IpAddr>().map(|a| a == ip))
-                        .unwrap_or(false)
-                })
+                cred.allowed_ips
+                    .iter()
+                    .any(|net| parse_network(net).is_some_and(|n| n.contains(&ip)))
             });
             if !allowed {
                 return Err(LoginError::InvalidCredentials);
@@ -327,8 +316,27 @@ impl Engine {
     }
 }
 
+/// Every front-end requires `authenticate`, plus the permission of the service the client
+/// named (`email-send` for SMTP, …). A refusal looks like a wrong password from outside.
+pub(super) fn require_login_permissions(p: &Principal, service: &str) -> Result<(), LoginError> {
+    let mut required = vec![Permission::known("authenticate")];
+    required.extend(service_permission(service));
+    if let Some(missing) = required.iter().find(|r| !p.permissions.contains(**r)) {
+        tracing::info!(user = %p.name, permission = missing.name(), "login refused: permission not granted");
+        return Err(LoginError::InvalidCredentials);
+    }
+    Ok(())
+}
+
+/// An `allowedIps` entry: a network (`192.0.2.0/24`) or a single address.
+pub fn parse_network(text: &str) -> Option<ipnet::IpNet> {
+    text.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| text.parse::<IpAddr>().ok().map(ipnet::IpNet::from))
+}
+
 /// Metrics labels come from a closed set, whatever a client sends.
-fn metric_mechanism(m: &str) -> &'static str {
+pub(super) fn metric_mechanism(m: &str) -> &'static str {
     match m.to_ascii_lowercase().as_str() {
         "plain" => "plain",
         "login" => "login",

@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use clock::Clock;
 use throttle::Throttle;
 
-pub use login::{LoginError, PasswordAttempt};
+pub use login::{parse_network, LoginError, PasswordAttempt};
 pub use session::{PrincipalView, SessionView};
 
 /// Which front-end a request came through (a metrics label).

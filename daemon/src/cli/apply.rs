@@ -33,7 +33,7 @@ pub fn check_credential(c: &Credential) -> Result<(), String> {
         parse_rfc3339(t).map_err(|e| format!("expiresAt: {e}"))?;
     }
     for ip in &c.allowed_ips {
-        if ip.parse::<ipnet::IpNet>().is_err() && ip.parse::<std::net::IpAddr>().is_err() {
+        if crate::auth::parse_network(ip).is_none() {
             return Err(format!("allowedIps: {ip:?} is not an address or network"));
         }
     }

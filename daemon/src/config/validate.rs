@@ -12,17 +12,18 @@ pub fn validate(c: &Config, file: &str) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     let mut err = |key: String, reason: String| errors.push(ConfigError::new(file, key, reason));
 
-    if let Err(e) = c.store_url() {
-        err("store.url-file".into(), e);
-    } else if let Ok(url) = c.store_url() {
-        if !(url.starts_with("sqlite:")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
-        {
-            err(
-                "store.url".into(),
-                "must start with sqlite:// or postgres://".into(),
-            );
+    match c.store_url() {
+        Err(e) => err("store.url-file".into(), e),
+        Ok(url) => {
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                err(
+                    "store.url".into(),
+                    "must start with sqlite:// or postgres://".into(),
+                );
+            }
         }
     }
     if c.store.pool_size == 0 {
