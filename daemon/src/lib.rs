@@ -10,3 +10,4 @@ pub mod http;
 pub mod metrics;
 pub mod net;
 pub mod runtime;
+pub mod tls;

@@ -19,6 +19,7 @@ pub struct Metrics {
     pub connections_active: IntGaugeVec,
     pub hash_queue: IntGauge,
     pub store_generation: IntGauge,
+    pub directory_pool: IntGaugeVec,
 }
 
 /// Outcome labels of `postern_auth_requests_total`.
@@ -138,6 +139,16 @@ impl Metrics {
                 &r,
                 "postern_store_generation",
                 "Generation of the directory model in memory.",
+            )?,
+            directory_pool: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "postern_directory_pool_connections",
+                        "Connections of each directory's pools, by pool and state (in_use, idle).",
+                    ),
+                    &["directory", "pool", "state"],
+                )?,
             )?,
             registry: r,
         })

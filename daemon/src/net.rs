@@ -1,19 +1,32 @@
-//! Listening sockets shared by every front-end: TCP or unix, a bound on open connections, and
-//! the `postern_connections_active` gauge kept by the connection itself.
+//! Listening sockets shared by every front-end: TCP (optionally TLS) or unix, a bound on open
+//! connections, and the `postern_connections_active` gauge kept by the connection itself.
+//!
+//! A TLS listener accepts TCP connections on a task of its own and runs every handshake on a
+//! task per connection (bounded by a timeout), so a slow or hostile client never holds up the
+//! accept loop; finished TLS streams are handed to [`Listener::accept`] through a channel. A
+//! connection counts against `max-connections` and the gauge from its TCP accept on.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use prometheus::IntGauge;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_rustls::server::TlsStream;
+
+use crate::tls::Certs;
+
+mod tls;
+mod unix;
+use unix::chown;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
@@ -25,13 +38,46 @@ pub enum BindError {
 
 enum Socket {
     Tcp(TcpListener),
-    Unix(UnixListener, PathBuf),
+    /// The socket file, and its inode: the file is removed at close only if it is still ours
+    /// (a listener rebound at the same path during a reload has replaced it).
+    Unix(UnixListener, PathBuf, Option<u64>),
+    Tls {
+        local: SocketAddr,
+        ready: tokio::sync::Mutex<mpsc::Receiver<(Conn, SocketAddr)>>,
+        accept_task: JoinHandle<()>,
+    },
 }
 
 pub struct Listener {
     socket: Socket,
     permits: Arc<Semaphore>,
     gauge: IntGauge,
+    /// Dropped with the listener: lets a reload wait until the socket is really closed.
+    alive: Arc<()>,
+}
+
+/// TLS settings of a TCP listener.
+#[derive(Clone)]
+pub struct TlsOptions {
+    pub certs: Arc<Certs>,
+    pub handshake_timeout: Duration,
+}
+
+/// Becomes "closed" when its [`Listener`] has been dropped (its socket closed).
+pub struct Closed(Weak<()>);
+
+impl Closed {
+    /// Waits until the listener is gone, at most `max`; `false` if it is still open then.
+    pub async fn wait(&self, max: Duration) -> bool {
+        let started = tokio::time::Instant::now();
+        while self.0.strong_count() > 0 {
+            if started.elapsed() >= max {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
 }
 
 /// Unix-socket options of a listener.
@@ -43,9 +89,12 @@ pub struct UnixOptions {
 }
 
 impl Listener {
+    /// Binds `bind` (`IP:port` or `unix:/path`); with `tls`, a TCP listener whose
+    /// [`Listener::accept`] returns connections that have completed their handshake.
     pub async fn bind(
         bind: &str,
         unix: &UnixOptions,
+        tls: Option<TlsOptions>,
         max_connections: usize,
         gauge: IntGauge,
     ) -> Result<Listener, BindError> {
@@ -53,7 +102,14 @@ impl Listener {
             bind: bind.to_string(),
             source,
         };
+        let permits = Arc::new(Semaphore::new(max_connections.max(1)));
         let socket = if let Some(path) = bind.strip_prefix("unix:") {
+            if tls.is_some() {
+                return Err(BindError::Invalid {
+                    bind: bind.to_string(),
+                    reason: "TLS applies to TCP listeners only".into(),
+                });
+            }
             let path = PathBuf::from(path);
             // A socket file left by a previous run would make bind fail; anything else at that
             // path is not ours to delete.
@@ -64,6 +120,10 @@ impl Listener {
                 }
             }
             let l = UnixListener::bind(&path).map_err(io_err)?;
+            let inode = std::fs::metadata(&path).ok().map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.ino()
+            });
             if let Some(mode) = unix.mode {
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
                     .map_err(io_err)?;
@@ -74,19 +134,44 @@ impl Listener {
                     reason,
                 })?;
             }
-            Socket::Unix(l, path)
+            Socket::Unix(l, path, inode)
         } else {
             let addr: SocketAddr = bind.parse().map_err(|_| BindError::Invalid {
                 bind: bind.to_string(),
                 reason: "expected IP:port or unix:/path".into(),
             })?;
-            Socket::Tcp(TcpListener::bind(addr).await.map_err(io_err)?)
+            let tcp = TcpListener::bind(addr).await.map_err(io_err)?;
+            match tls {
+                None => Socket::Tcp(tcp),
+                Some(tls) => {
+                    let local = tcp.local_addr().map_err(io_err)?;
+                    let (tx, rx) = mpsc::channel(64);
+                    let accept_task = tokio::spawn(tls::accept_loop(
+                        tcp,
+                        permits.clone(),
+                        gauge.clone(),
+                        tls,
+                        tx,
+                    ));
+                    Socket::Tls {
+                        local,
+                        ready: tokio::sync::Mutex::new(rx),
+                        accept_task,
+                    }
+                }
+            }
         };
         Ok(Listener {
             socket,
-            permits: Arc::new(Semaphore::new(max_connections.max(1))),
+            permits,
             gauge,
+            alive: Arc::new(()),
         })
+    }
+
+    /// Something to wait on for this listener's socket to be closed.
+    pub fn closed(&self) -> Closed {
+        Closed(Arc::downgrade(&self.alive))
     }
 
     /// The bound address as text (`127.0.0.1:41234`, `unix:/run/postern/auth`); useful after
@@ -94,13 +179,23 @@ impl Listener {
     pub fn local_addr(&self) -> String {
         match &self.socket {
             Socket::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            Socket::Unix(_, p) => format!("unix:{}", p.display()),
+            Socket::Unix(_, p, _) => format!("unix:{}", p.display()),
+            Socket::Tls { local, .. } => local.to_string(),
         }
     }
 
     /// Waits for a free connection slot, then for a connection. Never fails: transient accept
     /// errors (EMFILE, ECONNABORTED) are logged and retried after a pause.
     pub async fn accept(&self) -> (Conn, Option<SocketAddr>) {
+        if let Socket::Tls { ready, .. } = &self.socket {
+            let mut ready = ready.lock().await;
+            // The sender lives in the accept task, which only ends when this listener is
+            // dropped: `None` cannot happen while we are here, but never spin on it.
+            match ready.recv().await {
+                Some((conn, addr)) => return (conn, Some(addr)),
+                None => std::future::pending().await,
+            }
+        }
         loop {
             let Ok(permit) = self.permits.clone().acquire_owned().await else {
                 // The semaphore is never closed; wait rather than spin if it ever were.
@@ -112,16 +207,17 @@ impl Listener {
                     let _ = s.set_nodelay(true);
                     (Stream::Tcp(s), Some(a))
                 }),
-                Socket::Unix(l, _) => l.accept().await.map(|(s, _)| (Stream::Unix(s), None)),
+                Socket::Unix(l, ..) => l.accept().await.map(|(s, _)| (Stream::Unix(s), None)),
+                // Served above; never reached.
+                Socket::Tls { .. } => std::future::pending().await,
             };
             match accepted {
                 Ok((stream, addr)) => {
-                    self.gauge.inc();
+                    let slot = Slot::new(permit, &self.gauge);
                     return (
                         Conn {
                             stream,
-                            _permit: permit,
-                            gauge: self.gauge.clone(),
+                            _slot: slot,
                         },
                         addr,
                     );
@@ -137,62 +233,68 @@ impl Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Socket::Unix(_, path) = &self.socket {
-            let _ = std::fs::remove_file(path);
+        match &self.socket {
+            Socket::Unix(_, path, inode) => {
+                use std::os::unix::fs::MetadataExt;
+                let ours = std::fs::metadata(path).ok().map(|m| m.ino());
+                if ours.is_some() && ours == *inode {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+            // The accept task owns the TCP socket: ending it closes the port. Handshakes in
+            // progress finish on their own tasks and find nobody to hand their stream to.
+            Socket::Tls { accept_task, .. } => accept_task.abort(),
+            Socket::Tcp(_) => {}
         }
     }
-}
-
-fn chown(path: &std::path::Path, o: &UnixOptions) -> Result<(), String> {
-    let uid = match &o.user {
-        Some(u) => Some(lookup_id("/etc/passwd", u)?),
-        None => None,
-    };
-    let gid = match &o.group {
-        Some(g) => Some(lookup_id("/etc/group", g)?),
-        None => None,
-    };
-    std::os::unix::fs::chown(path, uid, gid).map_err(|e| format!("chown: {e}"))
-}
-
-/// Resolves a user or group name (or number) from the local files; systemd deployments give
-/// the socket's group through these files, and NSS modules are out of reach without libc calls.
-fn lookup_id(file: &str, name: &str) -> Result<u32, String> {
-    if let Ok(n) = name.parse() {
-        return Ok(n);
-    }
-    let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
-    text.lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.first() == Some(&name))
-        .and_then(|f| f.get(2).and_then(|id| id.parse().ok()))
-        .ok_or_else(|| format!("{name:?} not found in {file}"))
 }
 
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// A connection's place under `max-connections` and in the gauge, from TCP accept to close.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    gauge: IntGauge,
+}
+
+impl Slot {
+    fn new(permit: OwnedSemaphorePermit, gauge: &IntGauge) -> Slot {
+        gauge.inc();
+        Slot {
+            _permit: permit,
+            gauge: gauge.clone(),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
 }
 
 /// An accepted connection; closing it frees its slot and lowers the gauge.
 pub struct Conn {
     stream: Stream,
-    _permit: OwnedSemaphorePermit,
-    gauge: IntGauge,
+    _slot: Slot,
 }
 
 impl Conn {
     pub fn peer_ip(&self) -> Option<IpAddr> {
         match &self.stream {
             Stream::Tcp(s) => s.peer_addr().ok().map(|a| a.ip()),
+            Stream::Tls(s) => s.get_ref().0.peer_addr().ok().map(|a| a.ip()),
             Stream::Unix(_) => None,
         }
     }
-}
 
-impl Drop for Conn {
-    fn drop(&mut self) {
-        self.gauge.dec();
+    /// Whether the connection is TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
     }
 }
 
@@ -205,6 +307,7 @@ impl AsyncRead for Conn {
         match &mut self.get_mut().stream {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -218,6 +321,7 @@ impl AsyncWrite for Conn {
         match &mut self.get_mut().stream {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -225,6 +329,7 @@ impl AsyncWrite for Conn {
         match &mut self.get_mut().stream {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -232,6 +337,7 @@ impl AsyncWrite for Conn {
         match &mut self.get_mut().stream {
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -248,6 +354,7 @@ impl axum::serve::Listener for Listener {
     fn local_addr(&self) -> io::Result<Self::Addr> {
         match &self.socket {
             Socket::Tcp(l) => l.local_addr().map(Some),
+            Socket::Tls { local, .. } => Ok(Some(*local)),
             Socket::Unix(..) => Ok(None),
         }
     }

@@ -10,7 +10,7 @@ use postern_internal::{InternalDirectory, Store, StoreError};
 
 use crate::auth::clock::{Clock, SystemClock};
 use crate::auth::{Engine, EngineError, EngineOptions};
-use crate::config::Config;
+use crate::config::{Config, DirectoryConfig};
 use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +60,9 @@ pub fn hasher(config: &Config, metrics: Option<&Metrics>) -> Hasher {
     }
 }
 
-/// The chain of `[authentication] directories`, built once from config.
+/// The chain of `[authentication] directories`, built once from config. Plugin constructors
+/// do not touch the network: a backend that is down at start is a temporary failure at login
+/// and readiness, and the plugin recovers by itself when it returns.
 pub fn directories(
     config: &Config,
     store: &Store,
@@ -75,14 +77,29 @@ pub fn directories(
             )));
             continue;
         }
-        let kind = config
-            .directory
-            .get(name)
-            .map(|d| d.kind())
-            .unwrap_or("unknown");
-        return Err(BuildError::Config(format!(
-            "directory.{name}: type {kind:?} is not available in this build yet"
-        )));
+        let directory: Arc<dyn Directory> = match config.directory.get(name) {
+            // One arm per plugin crate.
+            Some(DirectoryConfig::Ldap(c)) => Arc::new(
+                postern_ldap::LdapDirectory::new(name, c.clone(), hasher.clone())
+                    .map_err(|e| BuildError::Config(format!("directory.{name}.{e}")))?,
+            ),
+            Some(DirectoryConfig::Sql(c)) => Arc::new(
+                postern_sql::SqlDirectory::new(name, c.clone(), hasher.clone())
+                    .map_err(|e| BuildError::Config(format!("directory.{name}.{e}")))?,
+            ),
+            Some(other) => {
+                return Err(BuildError::Config(format!(
+                    "directory.{name}: type {:?} is not available in this build yet",
+                    other.kind()
+                )))
+            }
+            None => {
+                return Err(BuildError::Config(format!(
+                    "authentication.directories: no [directory.{name}] section"
+                )))
+            }
+        };
+        chain.push(directory);
     }
     Ok(chain)
 }

@@ -10,9 +10,13 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub mod mail;
+pub mod mariadb;
 pub mod nginx;
 pub mod pg;
 pub mod postfix;
+pub mod slapd;
+pub mod sqldb;
+pub mod tls;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -178,6 +182,11 @@ impl Daemon {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr("http"))
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, …) to the daemon with kill(1).
+    pub fn signal(&self, name: &str) {
+        run(Command::new("kill").args([format!("-{name}"), self.child.id().to_string()]));
     }
 
     pub fn logs(&self) -> String {

@@ -102,6 +102,21 @@ impl Postgres {
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }
 
+    /// Starts the server again after [`Postgres::stop`] (same data, same port): outage tests.
+    pub fn start_again(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        );
+        run(as_pg(&self.bin, "pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-w", "-t", "60", "-l"])
+            .arg(self.dir.path().join("log"))
+            .args(["-o", &opts, "start"]));
+    }
+
     pub fn stop(&self) {
         let _ = as_pg(&self.bin, "pg_ctl")
             .arg("-D")

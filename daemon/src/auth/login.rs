@@ -95,7 +95,8 @@ impl Engine {
             directory = %e.directory,
             outcome = outcome.as_str(),
             user = %e.user.escape_debug(),
-            client = ?e.remote_ip,
+            // The bare address, or no field at all when the front-end has none (unix sockets).
+            client = e.remote_ip.map(tracing::field::display),
             service = %e.service.escape_debug(),
             ms = elapsed.as_millis() as u64,
             "authentication"
@@ -133,7 +134,7 @@ impl Engine {
             service: a.service,
         };
         let mut outage = false;
-        for d in &self.directories {
+        for d in self.directories().iter() {
             let started = Instant::now();
             let answer = d.authenticate(&request).await;
             let label = match &answer {
@@ -212,12 +213,8 @@ impl Engine {
                 ("app-password".to_string(), Some(cred))
             }
         };
-        let extra = if directory == "internal" {
-            &[][..]
-        } else {
-            &identity.groups[..]
-        };
-        let mut principal = self.evaluate(&stored, extra, directory, &mechanism, scope.as_ref())?;
+        // An external principal's groups were just stored with its record (`directoryGroups`).
+        let mut principal = self.evaluate(&stored, &[], directory, &mechanism, scope.as_ref())?;
         principal.emails = identity.emails.clone();
         require_login_permissions(&principal, a.service)?;
         Ok(principal)
@@ -240,6 +237,7 @@ impl Engine {
                     &identity.name,
                     identity.description.as_deref(),
                     &identity.emails,
+                    &identity.groups,
                 )
                 .await
                 .map(Ok)

@@ -70,7 +70,9 @@ pub struct Engine {
     pub store: Store,
     pub metrics: Metrics,
     pub hasher: Hasher,
-    directories: Vec<Arc<dyn Directory>>,
+    /// Swapped whole on SIGHUP ([`Engine::replace_directories`]); a login in progress keeps
+    /// walking the chain it started with.
+    directories: RwLock<Arc<Vec<Arc<dyn Directory>>>>,
     policy: RwLock<Arc<Policy>>,
     throttle: Throttle,
     clock: Arc<dyn Clock>,
@@ -113,7 +115,7 @@ impl Engine {
             store,
             metrics,
             hasher,
-            directories,
+            directories: RwLock::new(Arc::new(directories)),
             policy: RwLock::new(Arc::new(policy)),
             clock,
             session_ttl: options.session_ttl,
@@ -125,6 +127,42 @@ impl Engine {
             .read()
             .map(|p| p.clone())
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// The directory chain in force.
+    pub fn directories(&self) -> Arc<Vec<Arc<dyn Directory>>> {
+        self.directories
+            .read()
+            .map(|d| d.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// Puts a new chain in force (configuration reload). Logins already walking the old chain
+    /// finish with it; the old directories are dropped when the last of them ends.
+    /// Pool gauges are read at scrape time: a snapshot is only worth what its age is.
+    pub fn refresh_pool_gauges(&self) {
+        let gauge = &self.metrics.directory_pool;
+        // A directory removed by a reload must not keep reporting its last value.
+        gauge.reset();
+        for d in self.directories().iter() {
+            for p in d.pools() {
+                let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+                gauge
+                    .with_label_values(&[d.name(), p.pool, "in_use"])
+                    .set(count(p.in_use));
+                gauge
+                    .with_label_values(&[d.name(), p.pool, "idle"])
+                    .set(count(p.idle));
+            }
+        }
+    }
+
+    pub fn replace_directories(&self, chain: Vec<Arc<dyn Directory>>) {
+        let chain = Arc::new(chain);
+        match self.directories.write() {
+            Ok(mut d) => *d = chain,
+            Err(poisoned) => *poisoned.into_inner() = chain,
+        }
     }
 
     pub fn clock(&self) -> &dyn Clock {
@@ -184,7 +222,7 @@ impl Engine {
         };
         let mut directories = std::collections::BTreeMap::new();
         let mut ready = store == "ok";
-        for d in &self.directories {
+        for d in self.directories().iter() {
             let state = match d.health().await {
                 Ok(()) => "ok".to_string(),
                 Err(e) => {

@@ -98,6 +98,7 @@ impl Subject {
                 names,
             })?;
         let mut member_of = a.member_of.clone();
+        member_of.extend(a.directory_groups.iter().cloned());
         member_of.extend(extra_groups.iter().cloned());
         Ok(Subject {
             roles: a.effective_roles(),

@@ -3,6 +3,7 @@
 
 mod apply;
 mod explain;
+mod live;
 mod serve;
 
 use std::io::Read;
@@ -35,6 +36,9 @@ pub enum Command {
     CheckConfig {
         #[arg(long)]
         config: PathBuf,
+        /// Also connect to each SQL directory's database and check its queries there.
+        #[arg(long)]
+        live: bool,
     },
     /// Create or update objects of the internal store from a provisioning file (idempotent).
     Apply {
@@ -86,9 +90,14 @@ impl From<crate::runtime::BuildError> for Failure {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let result = match args.command {
-        Command::CheckConfig { config } => load_valid(&Source::File(config)).map(|_| {
-            println!("configuration is valid");
-        }),
+        Command::CheckConfig { config, live } => load_valid(&Source::File(config.clone()))
+            .and_then(|c| match live {
+                true => live::check(&c, &config.display().to_string()),
+                false => Ok(()),
+            })
+            .map(|_| {
+                println!("configuration is valid");
+            }),
         Command::HashPassword { scheme } => hash_password(&scheme),
         Command::Serve { config } => tokio_runtime()?.block_on(serve::run(config)),
         Command::Apply { config, provision } => {

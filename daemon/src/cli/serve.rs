@@ -1,22 +1,24 @@
-//! `postern serve`: bind every listener, run until SIGTERM/SIGINT, drain, exit 0.
+//! `postern serve`: bind every listener, reload on SIGHUP, run until SIGTERM/SIGINT, drain,
+//! exit 0.
+
+mod listeners;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use postern_internal::apply::{apply, Validator};
-use postern_internal::model::{Account, Provision, RoleSet};
-use tokio::sync::watch;
-
 use super::{init_logging, load_valid, Failure};
 use crate::auth::Engine;
-use crate::config::{find_source, Protocol, Source};
-use crate::net::{Listener, UnixOptions};
-use crate::{frontend, http, runtime};
+use crate::config::{find_source, Config, Source};
+use crate::runtime;
+use listeners::{Listeners, StartError};
+use postern_internal::apply::{apply, Validator};
+use postern_internal::model::{Account, Provision, RoleSet};
 
 pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
     let source = find_source(config.as_deref());
     let config = load_valid(&source)?;
     init_logging(&config.log);
+    let mut signals = Signals::install();
     match &source {
         Source::File(p) => tracing::info!(config = %p.display(), "starting"),
         Source::Embedded => tracing::info!("starting on the embedded default configuration"),
@@ -30,70 +32,105 @@ pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
     let engine = runtime::engine(&config, runtime::system_clock()).await?;
     first_start(&engine).await?;
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
+    let mut listeners = Listeners::new(engine.clone(), config.auth_http.clone());
     for l in &config.listener {
-        let unix = UnixOptions {
-            mode: l
-                .mode
-                .as_deref()
-                .and_then(|m| u32::from_str_radix(m, 8).ok()),
-            user: l.user.clone(),
-            group: l.group.clone(),
-        };
-        let label = match l.protocol {
-            Protocol::Http => "http",
-            Protocol::DovecotAuth => "dovecot-auth",
-            Protocol::Saslauthd => "saslauthd",
-        };
-        let gauge = engine
-            .metrics
-            .connections_active
-            .with_label_values(&[label]);
-        let listener = Listener::bind(&l.bind, &unix, l.max_connections, gauge)
-            .await
-            .map_err(|e| Failure::runtime(e.to_string()))?;
-        // Scripts and tests bind port 0 and read the real address from this line.
-        tracing::info!(protocol = label, address = %listener.local_addr(), "listening");
-        println!("listening {label} {}", listener.local_addr());
-        let stop = stopped(stop_rx.clone());
-        let engine = engine.clone();
-        let task = match l.protocol {
-            Protocol::Http => {
-                let auth_http = config.auth_http.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = http::serve(listener, engine, &auth_http, stop).await {
-                        tracing::error!(error = %e, "http listener failed");
-                    }
-                })
-            }
-            _ => {
-                let settings = frontend::Settings::from_config(l);
-                tokio::spawn(frontend::serve(
-                    l.protocol, listener, engine, settings, stop,
-                ))
-            }
-        };
-        tasks.push(task);
+        listeners.start(l).await.map_err(|e| match e {
+            StartError::Tls { .. } => Failure::user(vec![e.to_string()]),
+            StartError::Bind(_) => Failure::runtime(e.to_string()),
+        })?;
     }
     engine.spawn_maintenance(runtime::RELOAD_INTERVAL);
     tracing::info!("ready");
     println!("ready");
     notify_systemd();
 
-    wait_for_signal().await;
+    let mut config = config;
+    while let Signal::Reload = signals.next().await {
+        reload(&source, &mut config, &engine, &mut listeners).await;
+    }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     tracing::info!("stopping: no new connections; letting requests in flight finish");
-    let _ = stop_tx.send(true);
-    let drain = futures_join(tasks);
-    if tokio::time::timeout(config.server.shutdown_timeout, drain)
-        .await
-        .is_err()
-    {
-        tracing::warn!("shutdown timeout reached; closing remaining connections");
-    }
+    listeners.shutdown(config.server.shutdown_timeout).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP: re-read and validate the file. Invalid: every error logged, nothing changes.
+/// Valid: directories rebuilt, listeners reconciled, certificates re-read; settings that the
+/// engine or store were built with are named as needing a restart. Readiness is untouched.
+async fn reload(
+    source: &Source,
+    config: &mut Config,
+    engine: &Arc<Engine>,
+    listeners: &mut Listeners,
+) {
+    let mut reloading = vec![sd_notify::NotifyState::Reloading];
+    reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+    let _ = sd_notify::notify(false, &reloading);
+    tracing::info!("SIGHUP: reloading the configuration");
+    match load_valid(source) {
+        Err(failure) => {
+            for line in &failure.lines {
+                tracing::error!(error = %line, "configuration reload refused");
+            }
+            tracing::error!(
+                "configuration reload refused; the running configuration stays in force"
+            );
+        }
+        Ok(new) => match runtime::directories(&new, &engine.store, &engine.hasher) {
+            Err(e) => {
+                tracing::error!(error = %e, "configuration reload refused; the running configuration stays in force")
+            }
+            Ok(chain) => {
+                for key in restart_only(config, &new) {
+                    tracing::warn!(key, "changed setting takes effect only after a restart");
+                }
+                listeners.reconcile(&new).await;
+                engine.replace_directories(chain);
+                *config = new;
+                tracing::info!("configuration reloaded");
+            }
+        },
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+}
+
+/// The keys whose change a reload cannot apply: the store, hasher and engine were built with
+/// them at start.
+fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (o, n) = (&old.authentication, &new.authentication);
+    [
+        (
+            "server.state-dir",
+            old.server.state_dir != new.server.state_dir,
+        ),
+        (
+            "server.public-url",
+            old.server.public_url != new.server.public_url,
+        ),
+        (
+            "server.hash-concurrency",
+            old.server.hash_concurrency != new.server.hash_concurrency,
+        ),
+        ("store", old.store != new.store),
+        ("session", old.session != new.session),
+        ("log", old.log != new.log),
+        (
+            "authentication.max-failures-per-account",
+            o.max_failures_per_account != n.max_failures_per_account,
+        ),
+        (
+            "authentication.max-failures-per-ip",
+            o.max_failures_per_ip != n.max_failures_per_ip,
+        ),
+        (
+            "authentication.failure-window",
+            o.failure_window != n.failure_window,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(k, changed)| changed.then_some(k))
+    .collect()
 }
 
 /// READY=1 once every listener is bound (Type=notify), and watchdog pings when the unit sets
@@ -115,33 +152,59 @@ fn notify_systemd() {
     }
 }
 
-async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
-    for t in tasks {
-        let _ = t.await;
-    }
+enum Signal {
+    Reload,
+    Stop,
 }
 
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    while !*rx.borrow() {
-        if rx.changed().await.is_err() {
-            return;
+/// SIGHUP, SIGTERM and SIGINT, installed before any listener is bound: without a handler,
+/// SIGHUP would end the process.
+struct Signals {
+    hup: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        let get = |kind, name: &str| match signal(kind) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, signal = name, "cannot install a signal handler");
+                None
+            }
+        };
+        Signals {
+            hup: get(SignalKind::hangup(), "SIGHUP"),
+            term: get(SignalKind::terminate(), "SIGTERM"),
+            int: get(SignalKind::interrupt(), "SIGINT"),
         }
     }
-}
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the daemon could never stop cleanly; wait for Ctrl-C instead.
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    async fn next(&mut self) -> Signal {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    if s.recv().await.is_none() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        }
+        if self.term.is_none() && self.int.is_none() {
+            // Without handlers the daemon could never stop cleanly; Ctrl-C still works.
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Signal::Stop,
+                _ = recv(&mut self.hup) => return Signal::Reload,
+            }
+        }
+        tokio::select! {
+            _ = recv(&mut self.hup) => Signal::Reload,
+            _ = recv(&mut self.term) => Signal::Stop,
+            _ = recv(&mut self.int) => Signal::Stop,
+        }
     }
 }
 

@@ -133,10 +133,14 @@ pub enum Protocol {
     Saslauthd,
 }
 
+/// `tls = { cert = "…", key = "…" }` on a TCP listener: PEM files, re-read on SIGHUP and when
+/// their modification time changes.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct TlsConfig {
+    /// The certificate chain, leaf first.
     pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
 }
 
@@ -167,6 +171,18 @@ pub struct ListenerConfig {
     /// A connection with nothing to do for this long is closed.
     #[serde(default = "default_idle", with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// TLS listeners: a client that has not finished its handshake by then is dropped.
+    #[serde(default, with = "humantime_serde")]
+    pub tls_handshake_timeout: Option<Duration>,
+    /// dovecot-auth: requests open at once on one connection.
+    #[serde(default)]
+    pub max_requests_in_flight: Option<usize>,
+    /// dovecot-auth: a request waiting for the client's `CONT` this long is forgotten.
+    #[serde(default, with = "humantime_serde")]
+    pub request_timeout: Option<Duration>,
+    /// dovecot-auth: wrong credentials are answered after this delay.
+    #[serde(default, with = "humantime_serde")]
+    pub failure_delay: Option<Duration>,
 }
 
 fn default_mechanisms() -> Vec<String> {
@@ -194,6 +210,10 @@ impl ListenerConfig {
             allow_plaintext: false,
             max_connections: default_max_connections(),
             idle_timeout: default_idle(),
+            tls_handshake_timeout: None,
+            max_requests_in_flight: None,
+            request_timeout: None,
+            failure_delay: None,
         }
     }
 }

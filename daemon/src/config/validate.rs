@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use super::{Config, ConfigError, DirectoryConfig, Protocol};
+use super::{Config, ConfigError, DirectoryConfig, ListenerConfig, Protocol};
 
 const MECHANISMS: [&str; 4] = ["plain", "login", "xoauth2", "oauthbearer"];
 
@@ -82,16 +82,8 @@ pub fn validate(c: &Config, file: &str) -> Vec<ConfigError> {
                 );
             }
         }
-        if let Some(tls) = &l.tls {
-            for (k, p) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
-                if let Err(e) = std::fs::metadata(p) {
-                    err(key(k), format!("cannot read {}: {e}", p.display()));
-                }
-            }
-            err(
-                key("tls"),
-                "TLS on listeners is not supported by this build yet".into(),
-            );
+        for (k, reason) in listener_keys(l) {
+            err(key(k), reason);
         }
         if l.protocol == Protocol::Saslauthd && !l.bind.starts_with("unix:") {
             err(
@@ -124,70 +116,15 @@ pub fn validate(c: &Config, file: &str) -> Vec<ConfigError> {
         let key = |k: &str| format!("directory.{name}.{k}");
         match d {
             DirectoryConfig::Ldap(l) => {
-                for u in l.url.as_vec() {
-                    if !(u.starts_with("ldap://") || u.starts_with("ldaps://")) {
-                        err(
-                            key("url"),
-                            format!("{u:?} is not an ldap:// or ldaps:// URL"),
-                        );
-                    }
-                }
-                if !l.user_filter.contains("{user}") {
-                    err(
-                        key("user-filter"),
-                        "must contain the {user} placeholder".into(),
-                    );
-                }
-                if let Some(f) = &l.group_filter {
-                    if !f.contains("{dn}") {
-                        err(
-                            key("group-filter"),
-                            "must contain the {dn} placeholder".into(),
-                        );
-                    }
-                }
-                for (k, p) in [
-                    ("ca-file", &l.ca_file),
-                    ("bind-password-file", &l.bind_password_file),
-                ] {
-                    if let Some(p) = p {
-                        if let Err(e) = std::fs::metadata(p) {
-                            err(key(k), format!("cannot read {}: {e}", p.display()));
-                        }
-                    }
+                for (k, reason) in l.problems().into_iter().chain(l.file_problems()) {
+                    err(key(k), reason);
                 }
             }
             DirectoryConfig::Sql(s) => {
-                if ![
-                    "postgres://",
-                    "postgresql://",
-                    "mysql://",
-                    "mariadb://",
-                    "sqlite:",
-                ]
-                .iter()
-                .any(|p| s.url.starts_with(p))
-                {
-                    err(
-                        key("url"),
-                        "must start with postgres://, mysql:// or sqlite://".into(),
-                    );
-                }
-                let mysql = s.url.starts_with("mysql://") || s.url.starts_with("mariadb://");
-                for (k, q) in [
-                    ("query-login", Some(&s.query_login)),
-                    ("query-member-of", s.query_member_of.as_ref()),
-                    ("query-emails", s.query_emails.as_ref()),
-                ] {
-                    let Some(q) = q else { continue };
-                    if mysql && q.contains("$1") {
-                        err(key(k), "MySQL/MariaDB placeholders are ?, not $1".into());
-                    } else if !mysql && !q.contains("$1") {
-                        err(
-                            key(k),
-                            "must use the bound parameter $1 for the login name".into(),
-                        );
-                    }
+                // URL (or url-file), pool and timeout, and each query's placeholders for the
+                // URL's dialect; `check-config --live` asks the database itself.
+                for e in s.check_static() {
+                    err(key(e.key), e.reason);
                 }
             }
             DirectoryConfig::Oidc(o) => {
@@ -226,6 +163,53 @@ pub fn validate(c: &Config, file: &str) -> Vec<ConfigError> {
             "log.level".into(),
             format!("{:?} is not a valid filter", c.log.level),
         );
+    }
+    errors
+}
+
+/// TLS and the per-protocol keys of one listener: each key only where it means something.
+fn listener_keys(l: &ListenerConfig) -> Vec<(&'static str, String)> {
+    let mut errors = Vec::new();
+    let unix = l.bind.starts_with("unix:");
+    match &l.tls {
+        Some(_) if unix => errors.push((
+            "tls",
+            "TLS applies to TCP listeners; a unix socket is protected by its file mode".into(),
+        )),
+        Some(tls) => {
+            if let Err(e) = crate::tls::load(tls, &[]) {
+                errors.push(("tls", e.to_string()));
+            }
+        }
+        None if l.tls_handshake_timeout.is_some() => {
+            errors.push(("tls-handshake-timeout", "needs tls on this listener".into()))
+        }
+        None => {}
+    }
+    let dovecot = l.protocol == Protocol::DovecotAuth;
+    let only_dovecot = [
+        ("max-requests-in-flight", l.max_requests_in_flight.is_some()),
+        ("request-timeout", l.request_timeout.is_some()),
+        ("failure-delay", l.failure_delay.is_some()),
+    ];
+    for (k, set) in only_dovecot {
+        if set && !dovecot {
+            errors.push((k, "applies to dovecot-auth listeners only".into()));
+        }
+    }
+    if l.max_requests_in_flight == Some(0) {
+        errors.push(("max-requests-in-flight", "must be at least 1".into()));
+    }
+    for (k, d) in [
+        ("request-timeout", l.request_timeout),
+        ("tls-handshake-timeout", l.tls_handshake_timeout),
+    ] {
+        if d.is_some_and(|d| d.is_zero()) {
+            errors.push((k, "must be longer than 0s".into()));
+        }
+    }
+    if l.idle_timeout.is_zero() {
+        errors.push(("idle-timeout", "must be longer than 0s".into()));
     }
     errors
 }

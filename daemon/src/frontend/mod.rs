@@ -43,18 +43,23 @@ impl Settings {
     }
 }
 
+/// Serves `listener` until `stop`. A TLS connection to a dovecot-auth listener is not taken
+/// as `secured`: that flag (and `rip`/`lip`) describe the mail client's connection to Postfix
+/// or Exim, which TLS between Postfix and Postern says nothing about — a password typed over
+/// plain SMTP stays exposed however the auth server is reached.
 pub async fn serve(
     protocol: Protocol,
     listener: Listener,
     engine: Arc<Engine>,
     settings: Settings,
+    limits: dovecot::Limits,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let (stopping_tx, stopping) = watch::channel(false);
     let dovecot = Arc::new(dovecot::Server::new(
         engine.clone(),
         settings.clone(),
-        dovecot::Limits::default(),
+        limits,
     ));
     let mut connections = JoinSet::new();
     tokio::pin!(stop);
@@ -111,6 +116,23 @@ mod tests {
         seen
     }
 
+    /// Listener keys left out take Dovecot's values; those given replace them.
+    #[test]
+    fn limits_from_the_listener_keys() {
+        let mut l = ListenerConfig::new(Protocol::DovecotAuth, "127.0.0.1:0");
+        let d = dovecot::Limits::from_config(&l);
+        assert_eq!(d.max_in_flight, 32);
+        assert_eq!(d.request_timeout, Duration::from_secs(150));
+        assert_eq!(d.failure_delay, Duration::from_secs(2));
+        l.max_requests_in_flight = Some(4);
+        l.request_timeout = Some(Duration::from_secs(9));
+        l.failure_delay = Some(Duration::ZERO);
+        let set = dovecot::Limits::from_config(&l);
+        assert_eq!(set.max_in_flight, 4);
+        assert_eq!(set.request_timeout, Duration::from_secs(9));
+        assert_eq!(set.failure_delay, Duration::ZERO);
+    }
+
     /// The accept loop on a real unix socket: the connection bound, requests answered, then stop:
     /// the socket file disappears, the open connection is closed and `serve` returns.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,6 +146,7 @@ mod tests {
         let listener = Listener::bind(
             &format!("unix:{}", path.display()),
             &UnixOptions::default(),
+            None,
             1,
             gauge.clone(),
         )
@@ -140,6 +163,7 @@ mod tests {
             listener,
             engine.clone(),
             settings,
+            dovecot::Limits::default(),
             async move {
                 let _ = stop_rx.await;
             },

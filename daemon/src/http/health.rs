@@ -23,6 +23,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    state.engine.refresh_pool_gauges();
     (
         [(
             header::CONTENT_TYPE,

@@ -156,6 +156,21 @@ pub trait Directory: Send + Sync {
 
     /// Readiness: `Ok` when the backend can be reached now.
     async fn health(&self) -> Result<(), DirectoryError>;
+
+    /// Use of the directory's connection pools, exported as
+    /// `postern_directory_pool_connections`; empty for a directory without one.
+    fn pools(&self) -> Vec<PoolStats> {
+        Vec::new()
+    }
+}
+
+/// A snapshot of one connection pool: a pool always busy is a directory too slow or too small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Which of the directory's pools (`store`, `service`, `auth`, …).
+    pub pool: &'static str,
+    pub in_use: usize,
+    pub idle: usize,
 }
 
 /// Why a user name was refused before any directory saw it.

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use postern_directory::secret::{self, Hasher, SecretError};
 use postern_directory::{
-    CredentialKind, Directory, DirectoryError, Identity, LoginRequest, Outcome, PrincipalType,
-    RejectReason,
+    CredentialKind, Directory, DirectoryError, Identity, LoginRequest, Outcome, PoolStats,
+    PrincipalType, RejectReason,
 };
 use zeroize::Zeroizing;
 
@@ -142,5 +142,9 @@ impl Directory for InternalDirectory {
 
     async fn health(&self) -> Result<(), DirectoryError> {
         self.store.ping().await.map_err(unavailable)
+    }
+
+    fn pools(&self) -> Vec<PoolStats> {
+        vec![self.store.pool_stats()]
     }
 }

@@ -23,6 +23,10 @@ pub enum StoreError {
     /// The database cannot be reached or timed out: a temporary failure for clients.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// Another writer got there first (SQLite locked, a unique key taken, a serialization
+    /// failure): the same statement is likely to succeed if tried again.
+    #[error("store busy: {0}")]
+    Busy(String),
     /// The store URL or options are wrong; fix the configuration.
     #[error("store configuration: {0}")]
     Config(String),
@@ -47,7 +51,13 @@ impl StoreError {
                 // SQLite "database is locked" and PostgreSQL shutdown/connection classes are
                 // transient; everything else is a real query error.
                 let code = db.code().map(|c| c.to_string()).unwrap_or_default();
-                if code == "5" || code == "6" || code.starts_with("57") || code.starts_with("08") {
+                // SQLite BUSY/LOCKED (and their extended codes), PostgreSQL serialization
+                // failure and deadlock, any unique violation.
+                let busy = ["5", "6", "517", "262", "40001", "40P01"].contains(&code.as_str())
+                    || db.kind() == sqlx::error::ErrorKind::UniqueViolation;
+                if busy {
+                    StoreError::Busy(e.to_string())
+                } else if code.starts_with("57") || code.starts_with("08") {
                     StoreError::Unavailable(e.to_string())
                 } else {
                     StoreError::Query(e.to_string())
@@ -58,7 +68,7 @@ impl StoreError {
     }
 
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(self, StoreError::Unavailable(_) | StoreError::Busy(_))
     }
 }
 

@@ -150,6 +150,11 @@ pub struct Account {
     pub roles: Option<RoleSet>,
     #[serde(default)]
     pub permissions: Permissions,
+    /// Groups an external directory (LDAP, SQL) reported at this principal's last login,
+    /// refreshed at each one, so sessions and API keys made later see the same groups.
+    /// Written by Postern only: provisioning refuses it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub directory_groups: Vec<String>,
 }
 
 impl Account {

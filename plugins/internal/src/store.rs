@@ -99,6 +99,25 @@ impl Store {
         };
         let options = AnyConnectOptions::from_str(&url)
             .map_err(|e| StoreError::Config(format!("invalid store url: {e}")))?;
+        // One direct connection first: a store that is down at start is then reported with its
+        // cause ("connection refused", "password authentication failed") instead of as a pool
+        // timeout. Only the daemon's start waits on this; later outages are the pool's.
+        match tokio::time::timeout(
+            timeout,
+            <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => {
+                let _ = sqlx::Connection::close(conn).await;
+            }
+            Ok(Err(e)) => return Err(StoreError::from_sqlx(e)),
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!(
+                    "no connection within {timeout:?}"
+                )))
+            }
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(pool_size.max(1))
             .acquire_timeout(timeout)
@@ -162,6 +181,17 @@ impl Store {
     }
 
     /// Readiness probe.
+    /// The store's connection pool now (for `postern_directory_pool_connections`).
+    pub fn pool_stats(&self) -> postern_directory::PoolStats {
+        let size = self.pool.size() as usize;
+        let idle = self.pool.num_idle();
+        postern_directory::PoolStats {
+            pool: "store",
+            in_use: size.saturating_sub(idle),
+            idle,
+        }
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -253,13 +283,46 @@ impl Store {
 
     /// Records (or refreshes) a principal an external directory authenticated, so that it has a
     /// stable id and can be given roles, a tenant and credentials here. Only the directory's own
-    /// facts (description, emails) are refreshed; what was assigned here is kept.
+    /// facts (description, emails, groups) are refreshed; what was assigned here is kept.
+    ///
+    /// Most logins change nothing and only read. When several first logins of one name race,
+    /// one writer wins and the others, refused as busy, read its record on a retry.
     pub async fn record_external(
         &self,
         directory: &str,
         name: &str,
         description: Option<&str>,
         emails: &[String],
+        groups: &[String],
+    ) -> Result<StoredAccount, StoreError> {
+        if let Some(stored) = self.account(name).await? {
+            let refreshed = refresh_external(stored.clone(), description, emails, groups);
+            if refreshed.account == stored.account {
+                return Ok(stored);
+            }
+        }
+        let mut attempt = 0u64;
+        loop {
+            match self
+                .write_external(directory, name, description, emails, groups)
+                .await
+            {
+                Err(StoreError::Busy(_)) if attempt < 4 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(5 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn write_external(
+        &self,
+        directory: &str,
+        name: &str,
+        description: Option<&str>,
+        emails: &[String],
+        groups: &[String],
     ) -> Result<StoredAccount, StoreError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
         let existing = sqlx::query("SELECT id, origin, body FROM accounts WHERE name = $1")
@@ -268,7 +331,7 @@ impl Store {
             .await
             .map_err(StoreError::from_sqlx)?;
         let is_new = existing.is_none();
-        let (id, origin, mut account) = match existing {
+        let (id, origin, account) = match existing {
             Some(row) => {
                 let body: String = row.try_get("body").map_err(StoreError::from_sqlx)?;
                 (
@@ -293,25 +356,46 @@ impl Store {
                     tenant: None,
                     roles: None,
                     permissions: Default::default(),
+                    directory_groups: Vec::new(),
                 },
             ),
         };
-        let before = account.clone();
-        if let Some(d) = description {
-            account.description = d.to_string();
-        }
-        account.emails = emails.to_vec();
-        if is_new || before != account {
-            crate::apply::write_account(&mut tx, &id, &origin, None, &account).await?;
+        let stored = refresh_external(
+            StoredAccount {
+                id,
+                origin,
+                secret: None,
+                account: account.clone(),
+            },
+            description,
+            emails,
+            groups,
+        );
+        if is_new || stored.account != account {
+            crate::apply::write_account(&mut tx, &stored.id, &stored.origin, None, &stored.account)
+                .await?;
         }
         tx.commit().await.map_err(StoreError::from_sqlx)?;
-        Ok(StoredAccount {
-            id,
-            origin,
-            secret: None,
-            account,
-        })
+        Ok(stored)
     }
+}
+
+/// An external principal's record with the directory's current facts. Only accounts the
+/// directory owns take its groups: a provisioned account of the same name keeps its file's.
+fn refresh_external(
+    mut stored: StoredAccount,
+    description: Option<&str>,
+    emails: &[String],
+    groups: &[String],
+) -> StoredAccount {
+    if let Some(d) = description {
+        stored.account.description = d.to_string();
+    }
+    stored.account.emails = emails.to_vec();
+    if stored.origin != "internal" {
+        stored.account.directory_groups = groups.to_vec();
+    }
+    stored
 }
 
 pub(crate) async fn upsert_meta(
@@ -352,4 +436,90 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(
 
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn temp_store(name: &str) -> Store {
+        temp_store_sized(name, 1).await
+    }
+
+    async fn temp_store_sized(name: &str, pool: u32) -> Store {
+        let path = std::env::temp_dir().join(format!(
+            "postern-store-test-{}-{name}.db",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        Store::open(
+            &format!("sqlite://{}", path.display()),
+            pool,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn external_principal_keeps_a_stable_id_and_fresh_groups() {
+        let store = temp_store("external").await;
+        let groups = vec!["admins".to_string(), "staff".to_string()];
+        let first = store
+            .record_external("corp", "ann", Some("Ann"), &["ann@x.org".into()], &groups)
+            .await
+            .unwrap();
+        assert_eq!(first.origin, "corp");
+        assert_eq!(first.account.directory_groups, groups);
+
+        // Removed from `admins` in the directory: the next login refreshes the stored groups.
+        let second = store
+            .record_external("corp", "ann", None, &[], &["staff".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(second.id, first.id);
+        assert_eq!(second.account.directory_groups, vec!["staff".to_string()]);
+        assert_eq!(second.account.description, "Ann");
+        let stored = store.account("ann").await.unwrap().unwrap();
+        assert_eq!(stored.account.directory_groups, vec!["staff".to_string()]);
+        assert!(stored.account.emails.is_empty());
+    }
+
+    #[tokio::test]
+    async fn provisioning_cannot_set_directory_groups() {
+        let store = temp_store("provision").await;
+        let file: crate::model::Provision = serde_json::from_value(serde_json::json!({
+            "account": [{"name": "bob", "directoryGroups": ["admins"]}]
+        }))
+        .unwrap();
+        let validator = crate::apply::Validator {
+            is_permission: &|_| true,
+            check_credential: &|_| Ok(()),
+        };
+        let hasher = postern_directory::secret::Hasher::new(1);
+        let err = crate::apply::apply(&store, &file, &validator, &hasher)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("directoryGroups"), "{err}");
+        assert!(store.account("bob").await.unwrap().is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_first_logins_all_get_the_same_record() {
+        let store = temp_store_sized("race", 8).await;
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .record_external("corp", "new", None, &[], &["staff".to_string()])
+                    .await
+            }));
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for t in tasks {
+            ids.insert(t.await.unwrap().expect("no temporary failure").id);
+        }
+        assert_eq!(ids.len(), 1, "one stable id: {ids:?}");
+    }
 }

@@ -230,3 +230,90 @@ fn benchmark_tool_drives_the_dovecot_auth_listener() {
         .unwrap();
     assert!(!out.status.success(), "{}", output(&out));
 }
+
+/// Postfix's smtpd (running as user `postfix`) reaches the dovecot-auth listener on a unix
+/// socket: the directory is searchable by everyone, the socket is `mode = "0660"` with
+/// `group = "postfix"`, as in the packaged unit's /run/postern.
+#[test]
+fn postfix_smtp_auth_over_a_unix_socket() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().expect("tempdir");
+    // tempdir() makes the directory 0700; smtpd must be able to traverse it.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let run_dir = dir.path().join("run");
+    std::fs::create_dir(&run_dir).expect("mkdir run");
+    std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let socket = run_dir.join("auth");
+    let config = format!(
+        r#"
+[server]
+state-dir = "state"
+
+[[listener]]
+protocol = "http"
+bind = "127.0.0.1:0"
+
+[[listener]]
+protocol = "dovecot-auth"
+bind = "unix:{}"
+mode = "0660"
+group = "postfix"
+"#,
+        socket.display()
+    );
+    let config_path = dir.path().join("postern.toml");
+    std::fs::write(&config_path, &config).expect("write config");
+    let provision = dir.path().join("provision.toml");
+    std::fs::write(
+        &provision,
+        format!("[[account]]\nname = \"alice\"\npassword = \"{ALICE_PW}\"\nroles = \"user\"\n"),
+    )
+    .expect("write provision");
+    let out = postern(
+        &[
+            "apply",
+            "--config",
+            config_path.to_str().expect("utf-8"),
+            provision.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+        None,
+    );
+    assert!(out.status.success(), "apply: {:?}", text(&out));
+    let daemon = Daemon::start_in(dir, &config, &[]);
+
+    let meta = std::fs::metadata(&socket).expect("socket exists");
+    assert_eq!(meta.mode() & 0o777, 0o660, "socket mode");
+    let postfix_gid = std::fs::read_to_string("/etc/group")
+        .expect("/etc/group")
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.first() == Some(&"postfix")).then(|| f.get(2).and_then(|g| g.parse::<u32>().ok()))
+        })
+        .flatten()
+        .expect("group postfix (package postfix)");
+    assert_eq!(meta.gid(), postfix_gid, "socket group");
+
+    // An absolute smtpd_sasl_path is a unix socket (the harness runs smtpd unchrooted).
+    let postfix = Postfix::start(socket.to_str().expect("utf-8"));
+    let ok = postfix.swaks("PLAIN", "alice", ALICE_PW);
+    let text = output(&ok);
+    assert!(
+        ok.status.success() && text.contains("235 2.7.0 Authentication successful"),
+        "alice refused over the unix socket:\n{text}\n{}\n{}",
+        postfix.maillog(),
+        daemon.logs()
+    );
+    let bad = postfix.swaks("PLAIN", "alice", "not-her-password");
+    let text = output(&bad);
+    assert!(
+        !bad.status.success() && text.contains("535 5.7.8") && !text.contains("235 "),
+        "wrong password over the unix socket:\n{text}"
+    );
+    assert!(
+        postfix.maillog().contains("sasl_username=alice"),
+        "{}",
+        postfix.maillog()
+    );
+}

@@ -4,4 +4,9 @@
 mod cli;
 mod config;
 mod foundation;
+mod ldap;
 mod mail;
+mod ops;
+mod reload;
+mod sql;
+mod tls;

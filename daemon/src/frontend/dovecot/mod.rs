@@ -27,7 +27,8 @@ mod requests;
 
 use requests::{Conn, Flow};
 
-/// Per-connection limits.
+/// Per-connection limits (listener keys `max-requests-in-flight`, `request-timeout`,
+/// `failure-delay`).
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Requests open at once on one connection (waiting for the client or being verified);
@@ -46,6 +47,18 @@ impl Default for Limits {
             max_in_flight: 32,
             request_timeout: Duration::from_secs(150),
             failure_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Limits {
+    /// The listener's keys, Dovecot's values for those it leaves out.
+    pub fn from_config(l: &crate::config::ListenerConfig) -> Limits {
+        let d = Limits::default();
+        Limits {
+            max_in_flight: l.max_requests_in_flight.unwrap_or(d.max_in_flight),
+            request_timeout: l.request_timeout.unwrap_or(d.request_timeout),
+            failure_delay: l.failure_delay.unwrap_or(d.failure_delay),
         }
     }
 }

@@ -1,0 +1,41 @@
+//! `postern check-config --live`: after the static checks, ask each external directory's
+//! backend what only it can answer. For SQL directories: can we connect, does the database
+//! accept each query (syntax, tables, columns, parameter count), does `query-login` return the
+//! columns Postern reads. Nothing is written anywhere.
+
+use postern_directory::secret::Hasher;
+
+use super::Failure;
+use crate::config::{Config, ConfigError, DirectoryConfig};
+
+/// Every problem as one `FILE: directory.NAME.KEY: REASON` line; exit 1 when there are any.
+pub fn check(config: &Config, file: &str) -> Result<(), Failure> {
+    let runtime =
+        super::tokio_runtime().map_err(|e| Failure::runtime(format!("cannot start: {e}")))?;
+    let lines = runtime.block_on(problems(config, file));
+    if lines.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::user(lines))
+    }
+}
+
+async fn problems(config: &Config, file: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (name, directory) in &config.directory {
+        let DirectoryConfig::Sql(sql) = directory else {
+            continue;
+        };
+        let key = |k: &str| format!("directory.{name}.{k}");
+        // Verifications never run here: one hashing slot is plenty.
+        match postern_sql::SqlDirectory::new(name, sql.clone(), Hasher::new(1)) {
+            Err(e) => lines.push(ConfigError::new(file, key(e.key), e.reason).to_string()),
+            Ok(d) => {
+                for p in d.check_live().await {
+                    lines.push(ConfigError::new(file, key(p.key), p.reason).to_string());
+                }
+            }
+        }
+    }
+    lines
+}

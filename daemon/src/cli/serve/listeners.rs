@@ -1,0 +1,218 @@
+//! The listeners of a running daemon: started at boot, reconciled with a new configuration on
+//! SIGHUP, stopped on SIGTERM.
+//!
+//! A listener whose `[[listener]]` table is unchanged keeps its socket and its connections (its
+//! TLS certificate is re-read). A listener that disappeared, or whose table changed, stops
+//! accepting and finishes its connections as on SIGTERM, on its own, while the daemon goes on;
+//! a changed one is then bound again with its new settings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::auth::Engine;
+use crate::config::{AuthHttpConfig, Config, ListenerConfig, Protocol};
+use crate::net::{Closed, Listener, TlsOptions, UnixOptions};
+use crate::tls::{Certs, TlsError, DEFAULT_HANDSHAKE_TIMEOUT};
+use crate::{frontend, http};
+
+/// How long a reload waits for a stopped listener to close its socket before binding the
+/// same address again.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The certificate or key cannot be used: the operator must fix the files.
+    #[error("listener {bind}: tls: {source}")]
+    Tls { bind: String, source: TlsError },
+    #[error(transparent)]
+    Bind(#[from] crate::net::BindError),
+}
+
+struct Running {
+    config: ListenerConfig,
+    address: String,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    closed: Closed,
+    certs: Option<Arc<Certs>>,
+}
+
+pub struct Listeners {
+    engine: Arc<Engine>,
+    auth_http: AuthHttpConfig,
+    running: Vec<Running>,
+    /// Listeners removed by a reload, still finishing their connections.
+    retired: Vec<JoinHandle<()>>,
+}
+
+fn label(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Http => "http",
+        Protocol::DovecotAuth => "dovecot-auth",
+        Protocol::Saslauthd => "saslauthd",
+    }
+}
+
+impl Listeners {
+    pub fn new(engine: Arc<Engine>, auth_http: AuthHttpConfig) -> Listeners {
+        Listeners {
+            engine,
+            auth_http,
+            running: Vec::new(),
+            retired: Vec::new(),
+        }
+    }
+
+    /// Binds `l` and starts serving it.
+    pub async fn start(&mut self, l: &ListenerConfig) -> Result<(), StartError> {
+        let tls = match &l.tls {
+            None => None,
+            Some(files) => {
+                // HTTP/1.1 only: the HTTP front-end does not speak h2.
+                let alpn: &[&[u8]] = match l.protocol {
+                    Protocol::Http => &[b"http/1.1"],
+                    _ => &[],
+                };
+                let certs = Certs::new(files, alpn).map_err(|source| StartError::Tls {
+                    bind: l.bind.clone(),
+                    source,
+                })?;
+                Some(TlsOptions {
+                    certs,
+                    handshake_timeout: l.tls_handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT),
+                })
+            }
+        };
+        let certs = tls.as_ref().map(|t| t.certs.clone());
+        let unix = UnixOptions {
+            mode: l
+                .mode
+                .as_deref()
+                .and_then(|m| u32::from_str_radix(m, 8).ok()),
+            user: l.user.clone(),
+            group: l.group.clone(),
+        };
+        let label = label(l.protocol);
+        let gauge = self
+            .engine
+            .metrics
+            .connections_active
+            .with_label_values(&[label]);
+        let listener = Listener::bind(&l.bind, &unix, tls, l.max_connections, gauge).await?;
+        let address = listener.local_addr();
+        let scheme = if certs.is_some() { " (TLS)" } else { "" };
+        tracing::info!(protocol = label, address = %address, "listening{scheme}");
+        // Scripts and tests bind port 0 and read the real address from this line. Written
+        // without println!, which would panic if whoever started us has closed stdout.
+        {
+            use std::io::Write;
+            let _ = writeln!(std::io::stdout(), "listening {label} {address}");
+        }
+        let closed = listener.closed();
+        let (stop, stop_rx) = watch::channel(false);
+        let stopped = stopped(stop_rx);
+        let engine = self.engine.clone();
+        let task = match l.protocol {
+            Protocol::Http => {
+                let auth_http = self.auth_http.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = http::serve(listener, engine, &auth_http, stopped).await {
+                        tracing::error!(error = %e, "http listener failed");
+                    }
+                })
+            }
+            protocol => {
+                let settings = frontend::Settings::from_config(l);
+                let limits = frontend::dovecot::Limits::from_config(l);
+                tokio::spawn(frontend::serve(
+                    protocol, listener, engine, settings, limits, stopped,
+                ))
+            }
+        };
+        self.running.push(Running {
+            config: l.clone(),
+            address,
+            stop,
+            task,
+            closed,
+            certs,
+        });
+        Ok(())
+    }
+
+    /// Brings the listeners in line with `new` (already validated). Problems with one listener
+    /// are logged and do not stop the others.
+    pub async fn reconcile(&mut self, new: &Config) {
+        let http_changed = self.auth_http != new.auth_http;
+        let mut kept = Vec::new();
+        let mut wanted: Vec<&ListenerConfig> = Vec::new();
+        let mut old = std::mem::take(&mut self.running);
+        for l in &new.listener {
+            let same =
+                |r: &Running| r.config == *l && !(l.protocol == Protocol::Http && http_changed);
+            match old.iter().position(same) {
+                Some(i) => kept.push(old.swap_remove(i)),
+                None => wanted.push(l),
+            }
+        }
+        // What is left of `old` goes: stop accepting first, so an address that is bound
+        // again below is free.
+        for r in &old {
+            tracing::info!(address = %r.address, "listener removed or changed: no new connections; finishing the open ones");
+            let _ = r.stop.send(true);
+        }
+        for r in old {
+            if !r.closed.wait(CLOSE_WAIT).await {
+                tracing::warn!(address = %r.address, "listener still open after {CLOSE_WAIT:?}");
+            }
+            self.retired.push(r.task);
+        }
+        self.retired.retain(|t| !t.is_finished());
+        for r in &kept {
+            if let Some(certs) = &r.certs {
+                match certs.reload() {
+                    Ok(()) => {
+                        tracing::info!(address = %r.address, cert = %certs.files().cert.display(), "TLS certificate reloaded")
+                    }
+                    Err(e) => {
+                        tracing::error!(address = %r.address, error = %e, "TLS certificate cannot be reloaded; keeping the one in force")
+                    }
+                }
+            }
+        }
+        self.running = kept;
+        self.auth_http = new.auth_http.clone();
+        for l in wanted {
+            if let Err(e) = self.start(l).await {
+                tracing::error!(error = %e, "listener not started");
+            }
+        }
+    }
+
+    /// SIGTERM: every listener stops accepting; waits up to `timeout` for the connections.
+    pub async fn shutdown(self, timeout: Duration) {
+        for r in &self.running {
+            let _ = r.stop.send(true);
+        }
+        let tasks = self.running.into_iter().map(|r| r.task).chain(self.retired);
+        let drain = async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        };
+        if tokio::time::timeout(timeout, drain).await.is_err() {
+            tracing::warn!("shutdown timeout reached; closing remaining connections");
+        }
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
