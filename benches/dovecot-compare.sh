@@ -89,16 +89,8 @@ measure() {
     # first login, and the runs below measure the steady state.
     bench "$server first login" "$socket" 1 1 0.1 > /dev/null
     bench "$server warm-up" "$socket" "$C" "$N" 1 > /dev/null
-    local probe_pid="" probe_file=$WORK/healthz-$mode-$server.txt
-    if [ -n "$healthz" ]; then
-        : > "$probe_file"
-        healthz_probe "$healthz" "$probe_file" &
-        probe_pid=$!
-        PIDS+=("$probe_pid")
-    fi
     local line
-    line=$(bench "$server" "$socket" "$C" "$N" "$D")
-    [ -n "$probe_pid" ] && stop_pid "$probe_pid"
+    line=$(bench "$server" "$socket" "$C" "$N" "$D" "$healthz")
     log "$mode $server: $line"
     local extra=""
     if [ "$mode" = argon2id ]; then
@@ -108,8 +100,9 @@ measure() {
         p50=$(field "$one" p50_ms)
         extra="single_ms=$p50 limit_per_s=$(awk -v c="$(nproc)" -v t="$p50" 'BEGIN { printf "%.1f", c * 1000 / t }')"
         if [ -n "$healthz" ]; then
-            read -r h50 h99 hmax < <(percentiles "$probe_file")
-            extra="$extra healthz_p50_ms=$h50 healthz_p99_ms=$h99 healthz_max_ms=$hmax"
+            extra="$extra healthz_p50_ms=$(field "$line" probe_p50_ms)"
+            extra="$extra healthz_p99_ms=$(field "$line" probe_p99_ms)"
+            extra="$extra healthz_max_ms=$(field "$line" probe_max_ms)"
         fi
     fi
     RESULTS+=("$mode $server $(field "$line" req_per_s) $(field "$line" p50_ms) $(field "$line" p99_ms) $extra")
@@ -141,7 +134,7 @@ run_passwd_file() {
         provision_internal "$hashes" "$WORK/provision-$mode.toml"
         rm -rf "$WORK/postern"
         start_postern "" "$WORK/provision-$mode.toml"
-        measure "$mode" postern "$POSTERN_SOCKET" "http://$POSTERN_HTTP/healthz"
+        measure "$mode" postern "$POSTERN_SOCKET" "$POSTERN_HTTP"
         stop_postern
     fi
 }

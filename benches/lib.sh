@@ -270,33 +270,17 @@ start_pg() {
 # ---------------------------------------------------------------------------------------------
 # Measurements.
 
-# bench NAME SOCKET C N SECONDS — runs postern-bench, prints its result line, records it.
+# bench NAME SOCKET C N SECONDS [HOST:PORT] — runs postern-bench, prints its result line; with
+# HOST:PORT it also times that listener's /healthz every 100 ms during the run (probe_*_ms).
 bench() {
-    local name=$1 socket=$2 c=$3 n=$4 secs=$5
+    local name=$1 socket=$2 c=$3 n=$4 secs=$5 probe=()
+    [ -n "${6:-}" ] && probe=(--probe "$6")
     local out
     out=$(RUST_BACKTRACE=0 "$BENCH_BIN" --connect "unix:$socket" --user "$(user_name 1)" \
-        --password "$(user_password 1)" -c "$c" -n "$n" -d "$secs" 2>&1) \
+        --password "$(user_password 1)" -c "$c" -n "$n" -d "$secs" "${probe[@]}" 2>&1) \
         || die "postern-bench against $name failed: $out"
     printf '%s\n' "$out" | tail -1
 }
 
 # field LINE KEY — the value of KEY= in a postern-bench result line.
 field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-
-# healthz_probe URL OUT — curls /healthz every 100 ms until killed; one latency (ms) a line.
-healthz_probe() {
-    local url=$1 out=$2
-    while :; do
-        curl -s -o /dev/null -w '%{time_total}\n' --max-time 10 "$url" \
-            | awk '{ printf "%.2f\n", $1 * 1000 }' >> "$out"
-        sleep 0.1
-    done
-}
-
-# percentiles FILE — "p50 p99 max" of the numbers in FILE.
-percentiles() {
-    sort -n "$1" | awk '{ v[NR] = $1 } END {
-        if (NR == 0) { print "- - -"; exit }
-        i50 = int((NR - 1) * 0.50 + 0.5) + 1; i99 = int((NR - 1) * 0.99 + 0.5) + 1
-        printf "%s %s %s\n", v[i50], v[i99], v[NR] }'
-}

@@ -31,7 +31,7 @@ cargo build --workspace --all-targets
 log=$(mktemp)
 cleanup+=("$log")
 set +e
-cargo test --workspace -- --test-threads="${POSTERN_TEST_THREADS:-4}" 2>&1 | tee "$log"
+cargo test --workspace --no-fail-fast -- --test-threads="${POSTERN_TEST_THREADS:-4}" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo prints one per test binary, the last of which is

@@ -80,6 +80,21 @@ impl Postfix {
         maillog(self.dir.path())
     }
 
+    /// Whether the mail log comes to contain `needle` within 5 s: Postfix writes it through
+    /// postlogd, a moment after the SMTP answer the test saw.
+    pub fn maillog_has(&self, needle: &str) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            if self.maillog().contains(needle) {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

@@ -46,7 +46,7 @@ fn postfix_smtp_auth_plain_and_login_through_dovecot_auth() {
     );
     // Postfix saw the authenticated name Postern returned.
     assert!(
-        postfix.maillog().contains("sasl_username=alice"),
+        postfix.maillog_has("sasl_username=alice"),
         "{}",
         postfix.maillog()
     );
@@ -312,7 +312,7 @@ group = "postfix"
         "wrong password over the unix socket:\n{text}"
     );
     assert!(
-        postfix.maillog().contains("sasl_username=alice"),
+        postfix.maillog_has("sasl_username=alice"),
         "{}",
         postfix.maillog()
     );

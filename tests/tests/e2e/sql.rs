@@ -230,7 +230,7 @@ fn sql_users_through_postfix_sasl() {
     assert!(out.contains("535 5.7.8") && !out.contains("235 "), "{out}");
     // Postfix logs the refusal with the name Postern was asked about.
     assert!(
-        postfix.maillog().contains("sasl_username=bob@example.org"),
+        postfix.maillog_has("sasl_username=bob@example.org"),
         "{}",
         postfix.maillog()
     );

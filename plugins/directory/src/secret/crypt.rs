@@ -176,6 +176,10 @@ fn verify_sha_crypt(s: &str, password: &[u8], limits: &Limits) -> Result<bool, S
             return Err(SecretError::CostTooHigh { scheme });
         }
     }
+    if s.starts_with("$6$") {
+        let parsed = super::sha512crypt::parse(s).ok_or(SecretError::Malformed { scheme })?;
+        return Ok(super::sha512crypt::verify(&parsed, password));
+    }
     let hash = sha_crypt::PasswordHashRef::new(s).map_err(|_| SecretError::Malformed { scheme })?;
     match sha_crypt::ShaCrypt::default().verify_password(password, hash) {
         Ok(()) => Ok(true),

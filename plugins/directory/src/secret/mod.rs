@@ -19,6 +19,7 @@ mod dovecot;
 mod ldap;
 mod phc;
 mod pool;
+mod sha512crypt;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
