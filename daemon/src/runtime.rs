@@ -43,11 +43,10 @@ pub async fn open_store(config: &Config) -> Result<Store, BuildError> {
 
 pub fn hasher(config: &Config, metrics: Option<&Metrics>) -> Hasher {
     let limit = match config.server.hash_concurrency {
-        // One more than the cores: when a verification ends, its core would otherwise idle
-        // until the next one is handed to a blocking thread; the spare keeps every core busy
-        // (+18% SHA512-CRYPT logins/s measured on 2 cores), and the scheduler still gives the
-        // async workers their turn, so /healthz stays fast.
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()) + 1,
+        // One per core: the hasher's own threads take the next job the moment one ends, so
+        // no core idles between verifications, and a thread more would only compete with the
+        // async workers that answer /healthz.
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
     let hasher = Hasher::new(limit);
