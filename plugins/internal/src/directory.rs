@@ -2,7 +2,7 @@
 //! or one of their app passwords.
 
 use async_trait::async_trait;
-use postern_directory::secret::{self, Hasher, SecretError};
+use postern_directory::secret::{Hasher, SecretError};
 use postern_directory::{
     CredentialKind, Directory, DirectoryError, Identity, LoginRequest, Outcome, PoolStats,
     PrincipalType, RejectReason,
@@ -22,17 +22,6 @@ impl InternalDirectory {
         InternalDirectory { store, hasher }
     }
 
-    /// Spends the same hash work as a real verification, so that an unknown user or a group
-    /// cannot be told apart from a wrong password by timing.
-    async fn burn(&self, password: &str) {
-        let _ = self
-            .hasher
-            .verify(
-                secret::dummy_hash().to_string(),
-                Zeroizing::new(password.as_bytes().to_vec()),
-            )
-            .await;
-    }
 }
 
 fn unavailable(e: StoreError) -> DirectoryError {
@@ -71,11 +60,11 @@ impl Directory for InternalDirectory {
             .await
             .map_err(unavailable)?
         else {
-            self.burn(password).await;
+            self.hasher.burn(password).await;
             return Ok(Outcome::UnknownUser);
         };
         if stored.account.kind == AccountType::Group {
-            self.burn(password).await;
+            self.hasher.burn(password).await;
             return Ok(Outcome::Rejected(RejectReason::NotLoginable));
         }
         let mut unverifiable = false;
@@ -107,7 +96,7 @@ impl Directory for InternalDirectory {
             // Accounts recorded from an external directory have no password here; only their
             // app passwords are ours to check.
             None if stored.origin != "internal" => {}
-            None => self.burn(password).await,
+            None => self.hasher.burn(password).await,
         }
         let hash = crate::token_hash(password);
         if let Some(cred) = self

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ldap3::Scope;
-use postern_directory::secret::{self, Hasher, SecretError};
+use postern_directory::secret::{Hasher, SecretError};
 use postern_directory::{
     CredentialKind, Directory, DirectoryError, Identity, LoginRequest, Outcome, PrincipalType,
     RejectReason, MAX_USERNAME_LEN,
@@ -140,17 +140,6 @@ impl LdapDirectory {
         })
     }
 
-    /// The same hash work as a real verification, so that lookup mode does not tell unknown
-    /// users from wrong passwords by timing.
-    async fn burn(&self, password: &str) {
-        let _ = self
-            .hasher
-            .verify(
-                secret::dummy_hash().to_string(),
-                Zeroizing::new(password.as_bytes().to_vec()),
-            )
-            .await;
-    }
 
     /// Binds as `dn` on a connection of the user-bind pool.
     async fn bind_as(
@@ -200,7 +189,7 @@ impl LdapDirectory {
         let stored = entry.raw_values(&self.config.attributes.secret);
         if stored.is_empty() {
             tracing::error!(directory = %self.name, dn = %entry.dn, attribute = %self.config.attributes.secret, "no readable stored secret (check the service account's read access)");
-            self.burn(password).await;
+            self.hasher.burn(password).await;
             return Ok(Some(RejectReason::UnverifiableSecret));
         }
         let mut wrong = false;
@@ -253,7 +242,7 @@ impl Directory for LdapDirectory {
         let lookup = self.config.auth_method == LdapAuthMethod::Lookup;
         let Some(entry) = self.find_user(request.username).await? else {
             if lookup {
-                self.burn(password).await;
+                self.hasher.burn(password).await;
             }
             return Ok(Outcome::UnknownUser);
         };

@@ -1,7 +1,7 @@
 //! The `Directory` contract over the three queries.
 
 use async_trait::async_trait;
-use postern_directory::secret::{self, SecretError};
+use postern_directory::secret::SecretError;
 use postern_directory::{
     validate_username, CredentialKind, Directory, DirectoryError, Identity, LoginRequest, Outcome,
     PrincipalType, RejectReason,
@@ -163,17 +163,6 @@ impl SqlDirectory {
         })
     }
 
-    /// The same hash work as a real verification, so that an unknown user, a group or a
-    /// broken row cannot be told from a wrong password by timing.
-    async fn burn(&self, password: &str) {
-        let _ = self
-            .hasher
-            .verify(
-                secret::dummy_hash().to_string(),
-                Zeroizing::new(password.as_bytes().to_vec()),
-            )
-            .await;
-    }
 }
 
 #[async_trait]
@@ -187,26 +176,26 @@ impl Directory for SqlDirectory {
         let account = match self.find(request.username).await {
             Ok(Some(a)) => a,
             Ok(None) => {
-                self.burn(password).await;
+                self.hasher.burn(password).await;
                 return Ok(Outcome::UnknownUser);
             }
             Err(e) => {
                 if matches!(e, DirectoryError::InvalidData(_)) {
-                    self.burn(password).await;
+                    self.hasher.burn(password).await;
                 }
                 return Err(e);
             }
         };
         if account.kind != PrincipalType::Individual {
-            self.burn(password).await;
+            self.hasher.burn(password).await;
             return Ok(Outcome::Rejected(RejectReason::NotLoginable));
         }
         if !account.has_secret_column {
-            self.burn(password).await;
+            self.hasher.burn(password).await;
             return Err(invalid("query-login returned no column `secret`".into()));
         }
         let Some(stored) = account.secret.as_ref() else {
-            self.burn(password).await;
+            self.hasher.burn(password).await;
             return Err(invalid(format!(
                 "query-login: column secret is NULL for {:?}",
                 account.name
@@ -214,7 +203,7 @@ impl Directory for SqlDirectory {
         };
         if password.is_empty() {
             // Never verified: some schemes ({PLAIN} of an empty string) would accept it.
-            self.burn(password).await;
+            self.hasher.burn(password).await;
             return Ok(Outcome::Rejected(RejectReason::WrongSecret));
         }
         let verified = self

@@ -6,7 +6,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
-use super::{hash_password, identify, verify, SecretError};
+use super::{dummy_hash, hash_password, identify, verify, SecretError};
 
 /// Called with the scheme label after each verification (metrics).
 pub type Observer = Arc<dyn Fn(&'static str) + Send + Sync>;
@@ -108,6 +108,18 @@ impl Hasher {
             observer(scheme.label());
         }
         result
+    }
+
+    /// The work of one real verification, spent on `password` against [`dummy_hash`], so
+    /// that an unknown user (or a group, or a broken entry) cannot be told from a wrong
+    /// password by timing. Every directory answers its "no such user" through this.
+    pub async fn burn(&self, password: &str) {
+        let _ = self
+            .verify(
+                dummy_hash().to_string(),
+                Zeroizing::new(password.as_bytes().to_vec()),
+            )
+            .await;
     }
 
     /// [`hash_password`] on the blocking pool.
