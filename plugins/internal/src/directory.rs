@@ -2,12 +2,11 @@
 //! or one of their app passwords.
 
 use async_trait::async_trait;
-use postern_directory::secret::{Hasher, SecretError};
+use postern_directory::secret::{Hasher, Verdict};
 use postern_directory::{
     CredentialKind, Directory, DirectoryError, Identity, LoginRequest, Outcome, PoolStats,
     PrincipalType, RejectReason,
 };
-use zeroize::Zeroizing;
 
 use crate::model::AccountType;
 use crate::{Store, StoreError, StoredAccount};
@@ -21,7 +20,6 @@ impl InternalDirectory {
     pub fn new(store: Store, hasher: Hasher) -> Self {
         InternalDirectory { store, hasher }
     }
-
 }
 
 fn unavailable(e: StoreError) -> DirectoryError {
@@ -69,30 +67,19 @@ impl Directory for InternalDirectory {
         }
         let mut unverifiable = false;
         match &stored.secret {
-            Some(hash) => {
-                match self
-                    .hasher
-                    .verify(hash.clone(), Zeroizing::new(password.as_bytes().to_vec()))
-                    .await
-                {
-                    Ok(true) => {
-                        return Ok(Outcome::Authenticated(identity(
-                            &stored,
-                            CredentialKind::Password,
-                        )))
-                    }
-                    Ok(false) => {}
-                    Err(SecretError::TaskFailed) => {
-                        return Err(DirectoryError::Unavailable(
-                            "password verification failed".into(),
-                        ))
-                    }
-                    Err(e) => {
-                        tracing::error!(account = %stored.account.name, error = %e, "stored secret cannot be verified");
-                        unverifiable = true;
-                    }
+            Some(hash) => match self.hasher.check(hash.clone(), password).await? {
+                Verdict::Match => {
+                    return Ok(Outcome::Authenticated(identity(
+                        &stored,
+                        CredentialKind::Password,
+                    )))
                 }
-            }
+                Verdict::Mismatch => {}
+                Verdict::Unverifiable(e) => {
+                    tracing::error!(account = %stored.account.name, error = %e, "stored secret cannot be verified");
+                    unverifiable = true;
+                }
+            },
             // Accounts recorded from an external directory have no password here; only their
             // app passwords are ours to check.
             None if stored.origin != "internal" => {}

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ldap3::Scope;
-use postern_directory::secret::{Hasher, SecretError};
+use postern_directory::secret::{Hasher, Verdict};
 use postern_directory::{
     CredentialKind, Directory, DirectoryError, Identity, LoginRequest, Outcome, PrincipalType,
     RejectReason, MAX_USERNAME_LEN,
@@ -140,7 +140,6 @@ impl LdapDirectory {
         })
     }
 
-
     /// Binds as `dn` on a connection of the user-bind pool.
     async fn bind_as(
         &self,
@@ -195,22 +194,10 @@ impl LdapDirectory {
         let mut wrong = false;
         for value in stored {
             let candidate = Zeroizing::new(value);
-            match self
-                .hasher
-                .verify(
-                    candidate.to_string(),
-                    Zeroizing::new(password.as_bytes().to_vec()),
-                )
-                .await
-            {
-                Ok(true) => return Ok(None),
-                Ok(false) => wrong = true,
-                Err(SecretError::TaskFailed) => {
-                    return Err(DirectoryError::Unavailable(
-                        "password verification failed".into(),
-                    ))
-                }
-                Err(e) => {
+            match self.hasher.check(candidate.to_string(), password).await? {
+                Verdict::Match => return Ok(None),
+                Verdict::Mismatch => wrong = true,
+                Verdict::Unverifiable(e) => {
                     tracing::error!(directory = %self.name, dn = %entry.dn, error = %e, "stored secret cannot be verified");
                 }
             }

@@ -1,7 +1,7 @@
 //! The `Directory` contract over the three queries.
 
 use async_trait::async_trait;
-use postern_directory::secret::SecretError;
+use postern_directory::secret::Verdict;
 use postern_directory::{
     validate_username, CredentialKind, Directory, DirectoryError, Identity, LoginRequest, Outcome,
     PrincipalType, RejectReason,
@@ -162,7 +162,6 @@ impl SqlDirectory {
             credential: CredentialKind::Password,
         })
     }
-
 }
 
 #[async_trait]
@@ -206,20 +205,14 @@ impl Directory for SqlDirectory {
             self.hasher.burn(password).await;
             return Ok(Outcome::Rejected(RejectReason::WrongSecret));
         }
-        let verified = self
+        match self
             .hasher
-            .verify(
-                stored.as_str().to_string(),
-                Zeroizing::new(password.as_bytes().to_vec()),
-            )
-            .await;
-        match verified {
-            Ok(true) => Ok(Outcome::Authenticated(self.identity(account).await?)),
-            Ok(false) => Ok(Outcome::Rejected(RejectReason::WrongSecret)),
-            Err(SecretError::TaskFailed) => Err(DirectoryError::Unavailable(
-                "password verification failed".into(),
-            )),
-            Err(e) => {
+            .check(stored.as_str().to_string(), password)
+            .await?
+        {
+            Verdict::Match => Ok(Outcome::Authenticated(self.identity(account).await?)),
+            Verdict::Mismatch => Ok(Outcome::Rejected(RejectReason::WrongSecret)),
+            Verdict::Unverifiable(e) => {
                 tracing::error!(directory = %self.name, account = %account.name, error = %e, "stored secret cannot be verified");
                 Ok(Outcome::Rejected(RejectReason::UnverifiableSecret))
             }

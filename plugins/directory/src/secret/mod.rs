@@ -29,7 +29,7 @@ use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::Argon2;
 
 use codec::DigestAlgo;
-pub use pool::{Hasher, Observer};
+pub use pool::{Hasher, Observer, Verdict};
 
 /// Why a stored secret could not be checked. None of these means "wrong password": a wrong
 /// password is `Ok(false)`. Callers treat every error as an unverifiable secret

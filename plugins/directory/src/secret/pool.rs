@@ -6,7 +6,18 @@ use std::sync::{mpsc, Arc, Mutex};
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
+use crate::DirectoryError;
+
 use super::{dummy_hash, hash_password, identify, verify, SecretError};
+
+/// What [`Hasher::check`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Match,
+    Mismatch,
+    /// Malformed, unknown scheme, cost beyond the limits: a data problem for an operator.
+    Unverifiable(SecretError),
+}
 
 /// Called with the scheme label after each verification (metrics).
 pub type Observer = Arc<dyn Fn(&'static str) + Send + Sync>;
@@ -108,6 +119,23 @@ impl Hasher {
             observer(scheme.label());
         }
         result
+    }
+
+    /// [`Hasher::verify`] as a directory needs it: a verification that could not run is an
+    /// outage (`DirectoryError::Unavailable`), never a wrong password; a stored value that
+    /// cannot be verified comes back for the directory to log with its own context.
+    pub async fn check(&self, stored: String, password: &str) -> Result<Verdict, DirectoryError> {
+        match self
+            .verify(stored, Zeroizing::new(password.as_bytes().to_vec()))
+            .await
+        {
+            Ok(true) => Ok(Verdict::Match),
+            Ok(false) => Ok(Verdict::Mismatch),
+            Err(SecretError::TaskFailed) => Err(DirectoryError::Unavailable(
+                "password verification failed".into(),
+            )),
+            Err(e) => Ok(Verdict::Unverifiable(e)),
+        }
     }
 
     /// The work of one real verification, spent on `password` against [`dummy_hash`], so
