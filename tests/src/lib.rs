@@ -91,7 +91,64 @@ pub struct Daemon {
     stderr_path: PathBuf,
 }
 
+/// Writes `provisioning` (TOML) to `dir/provision.toml` and runs `postern apply` on it with
+/// `config`; the test fails if it is refused.
+pub fn apply_provisioning(config: &Path, dir: &Path, provisioning: &str) {
+    let file = dir.join("provision.toml");
+    std::fs::write(&file, provisioning).expect("write provision.toml");
+    let out = postern(
+        &[
+            "apply",
+            "--config",
+            config.to_str().expect("utf-8 path"),
+            file.to_str().expect("utf-8 path"),
+        ],
+        dir,
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "postern apply failed: {:?}",
+        text(&out)
+    );
+}
+
+/// The strings of a JSON array (empty for anything else).
+pub fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl Daemon {
+    /// [`apply_provisioning`] with this daemon's configuration and directory.
+    pub fn apply(&self, provisioning: &str) {
+        apply_provisioning(&self.config, self.dir.path(), provisioning);
+    }
+
+    /// Logs in over HTTP until `done` holds or `within` passes (the daemon sees `apply`
+    /// within a second; a restarted backend takes a moment); returns the last answer.
+    pub fn login_until(
+        &self,
+        within: Duration,
+        user: &str,
+        password: &str,
+        done: impl Fn(&Reply) -> bool,
+    ) -> Reply {
+        let started = std::time::Instant::now();
+        loop {
+            let r = login(&self.url("/auth/login"), user, password);
+            if done(&r) || started.elapsed() > within {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Starts `postern serve --config` with `config` written into a fresh directory. Listeners
     /// should bind port 0; the real addresses are read back from the daemon's output.
     pub fn start(config: &str, env: &[(&str, &str)]) -> Daemon {

@@ -6,9 +6,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::{login, postern, text, Daemon};
+use crate::Daemon;
 
 /// Passwords of the provisioned users (no spaces, so IMAP LOGIN takes them as atoms).
 pub const ALICE_PW: &str = "Alice-s3cret-pw";
@@ -72,38 +72,12 @@ shared-secret = "{NGINX_KEY}"
             dovecot_port = crate::free_port(),
         );
         let daemon = Daemon::start_in(dir, &config, &[]);
-        let provision = daemon.dir.path().join("provision.toml");
-        std::fs::write(&provision, PROVISION).expect("write provision.toml");
-        let out = postern(
-            &[
-                "apply",
-                "--config",
-                daemon.config.to_str().expect("utf-8 path"),
-                provision.to_str().expect("utf-8 path"),
-            ],
-            daemon.dir.path(),
-            None,
-        );
-        assert!(
-            out.status.success(),
-            "postern apply failed: {:?}",
-            text(&out)
-        );
+        daemon.apply(PROVISION);
         // The running daemon picks the change up within a second.
-        let started = Instant::now();
-        loop {
-            let r = login(&daemon.url("/auth/login"), "alice", ALICE_PW);
-            if r.status == 200 {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "alice never became valid: {} {}",
-                r.status,
-                r.body
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let r = daemon.login_until(Duration::from_secs(10), "alice", ALICE_PW, |r| {
+            r.status == 200
+        });
+        assert_eq!(r.status, 200, "alice never became valid: {}", r.body);
         MailDaemon {
             daemon,
             saslauthd_socket: socket,

@@ -227,23 +227,7 @@ pub fn base64(data: &[u8]) -> String {
 /// `postern apply` of `provision` (TOML) against the daemon's store, then waits until the
 /// daemon sees it (`user` can log in with `password` over the dovecot-auth listener's store).
 pub fn provision(daemon: &crate::Daemon, provision: &str) {
-    let file = daemon.dir.path().join("provision.toml");
-    std::fs::write(&file, provision).expect("write provision.toml");
-    let out = crate::postern(
-        &[
-            "apply",
-            "--config",
-            daemon.config.to_str().expect("utf-8 path"),
-            file.to_str().expect("utf-8 path"),
-        ],
-        daemon.dir.path(),
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "postern apply failed: {:?}",
-        crate::text(&out)
-    );
+    daemon.apply(provision);
     // The daemon polls the store every 500 ms.
     std::thread::sleep(Duration::from_millis(1500));
 }

@@ -3,13 +3,15 @@
 //! groups (provisioned with `postern apply`), and an outage is a temporary failure (HTTP 503,
 //! SMTP 454) that ends by itself when slapd returns.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use postern_e2e::mail::DovecotClient;
 use postern_e2e::postfix::Postfix;
 use postern_e2e::slapd::{self, Slapd};
 use postern_e2e::*;
-use serde_json::Value;
+
+/// How long a login is retried (the daemon sees provisioning within a second).
+const LOGIN_WITHIN: Duration = Duration::from_secs(10);
 
 fn daemon(s: &Slapd, method: &str) -> Daemon {
     let (dn, pw) = if method == "lookup" {
@@ -56,40 +58,8 @@ timeout = "2s"
     std::fs::write(dir.path().join("ldap-password"), format!("{pw}\n")).expect("password file");
     let d = Daemon::start_in(dir, &config, &[]);
     let provision = root().join("tests/fixtures/ldap/provision.toml");
-    let out = postern(
-        &[
-            "apply",
-            "--config",
-            d.config.to_str().expect("utf-8"),
-            provision.to_str().expect("utf-8"),
-        ],
-        d.dir.path(),
-        None,
-    );
-    assert!(out.status.success(), "apply: {:?}", text(&out));
+    d.apply(&std::fs::read_to_string(provision).expect("ldap provision.toml"));
     d
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Logs in until `done` holds (the daemon sees provisioning within a second) or 10 s pass.
-fn login_until(d: &Daemon, user: &str, pw: &str, done: impl Fn(&Reply) -> bool) -> Reply {
-    let started = Instant::now();
-    loop {
-        let r = login(&d.url("/auth/login"), user, pw);
-        if done(&r) || started.elapsed() > Duration::from_secs(10) {
-            return r;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn is_admin(r: &Reply) -> bool {
@@ -101,7 +71,7 @@ fn http_login_in_both_modes_with_roles_from_ldap_groups() {
     let s = Slapd::start();
     for method in ["bind", "lookup"] {
         let d = daemon(&s, method);
-        let r = login_until(&d, "alice", "ssha-pw", is_admin);
+        let r = d.login_until(LOGIN_WITHIN, "alice", "ssha-pw", is_admin);
         assert!(
             is_admin(&r),
             "{method}: {} {}\n{}",
@@ -172,7 +142,7 @@ fn http_login_in_both_modes_with_roles_from_ldap_groups() {
 fn ldap_outage_is_503_and_logins_resume_when_it_returns() {
     let mut s = Slapd::start();
     let d = daemon(&s, "bind");
-    let r = login_until(&d, "alice", "ssha-pw", |r| r.status == 200);
+    let r = d.login_until(LOGIN_WITHIN, "alice", "ssha-pw", |r| r.status == 200);
     assert_eq!(r.status, 200, "{}", r.body);
     s.stop();
     for (user, pw) in [("alice", "ssha-pw"), ("alice", "wrong"), ("nobody", "x")] {
@@ -183,7 +153,7 @@ fn ldap_outage_is_503_and_logins_resume_when_it_returns() {
     let ready = get(&d.url("/readyz"), None);
     assert_ne!(ready.status, 200, "readyz with slapd down: {}", ready.body);
     s.restart();
-    let r = login_until(&d, "alice", "ssha-pw", |r| r.status == 200);
+    let r = d.login_until(LOGIN_WITHIN, "alice", "ssha-pw", |r| r.status == 200);
     assert_eq!(r.status, 200, "after restart: {}\n{}", r.body, d.logs());
     assert_eq!(
         login(&d.url("/auth/login"), "alice", "wrong").status,
@@ -236,7 +206,7 @@ fn postfix_sasl_with_ldap_users_and_a_temporary_failure() {
     let d = daemon(&s, "lookup");
     let postfix = Postfix::start(&format!("inet:{}", d.addr("dovecot-auth")));
     // The admins group comes from provisioning; wait until the daemon has it.
-    let r = login_until(&d, "alice", "ssha-pw", is_admin);
+    let r = d.login_until(LOGIN_WITHIN, "alice", "ssha-pw", is_admin);
     assert!(is_admin(&r), "{}", r.body);
     for (mechanism, user, pw) in [("PLAIN", "alice", "ssha-pw"), ("LOGIN", "ari", "argon2-pw")] {
         let ok = postfix.swaks(mechanism, user, pw);

@@ -263,23 +263,11 @@ group = "postfix"
     );
     let config_path = dir.path().join("postern.toml");
     std::fs::write(&config_path, &config).expect("write config");
-    let provision = dir.path().join("provision.toml");
-    std::fs::write(
-        &provision,
-        format!("[[account]]\nname = \"alice\"\npassword = \"{ALICE_PW}\"\nroles = \"user\"\n"),
-    )
-    .expect("write provision");
-    let out = postern(
-        &[
-            "apply",
-            "--config",
-            config_path.to_str().expect("utf-8"),
-            provision.to_str().expect("utf-8"),
-        ],
+    apply_provisioning(
+        &config_path,
         dir.path(),
-        None,
+        &format!("[[account]]\nname = \"alice\"\npassword = \"{ALICE_PW}\"\nroles = \"user\"\n"),
     );
-    assert!(out.status.success(), "apply: {:?}", text(&out));
     let daemon = Daemon::start_in(dir, &config, &[]);
 
     let meta = std::fs::metadata(&socket).expect("socket exists");

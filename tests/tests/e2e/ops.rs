@@ -35,26 +35,6 @@ memberOf = ["staff"]
     )
 }
 
-fn apply(config: &Path, dir: &Path, provisioning: &str) {
-    let file = dir.join("provision.toml");
-    std::fs::write(&file, provisioning).expect("write provision.toml");
-    let out = postern(
-        &[
-            "apply",
-            "--config",
-            config.to_str().expect("utf-8"),
-            file.to_str().expect("utf-8"),
-        ],
-        dir,
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "postern apply failed: {:?}",
-        text(&out)
-    );
-}
-
 /// Polls `check` every 50 ms until it holds; returns when the request that first saw it was
 /// sent (so the request's own duration does not count), or fails after `limit`.
 fn within(limit: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
@@ -107,7 +87,7 @@ fn two_daemons_share_one_postgres_store() {
     let config = pg_config(&url);
     let a = Daemon::start(&config, &[]);
     let b = Daemon::start(&config, &[]);
-    apply(&a.config, a.dir.path(), &provision("pop3-authenticate"));
+    apply_provisioning(&a.config, a.dir.path(), &provision("pop3-authenticate"));
     for d in [&a, &b] {
         within(Duration::from_secs(5), "alice provisioned", || {
             login(&d.url("/auth/login"), "alice", ALICE_PW).status == 200
@@ -145,7 +125,7 @@ fn two_daemons_share_one_postgres_store() {
     let cli_dir = tempfile::tempdir().expect("tempdir");
     let cli_config = cli_dir.path().join("postern.toml");
     std::fs::write(&cli_config, &config).expect("write config");
-    apply(&cli_config, cli_dir.path(), &provision("imap-authenticate"));
+    apply_provisioning(&cli_config, cli_dir.path(), &provision("imap-authenticate"));
     let mut pending = vec![("A", &a), ("B", &b)];
     let seen = within(Duration::from_secs(1), "apply seen by both daemons", || {
         pending.retain(|(_, d)| {
@@ -212,7 +192,7 @@ fn postgres_outage_is_temporary_and_the_daemon_recovers() {
     let pg = Postgres::start();
     let url = pg.database("postern");
     let d = Daemon::start(&pg_config(&url), &[]);
-    apply(&d.config, d.dir.path(), &provision("pop3-authenticate"));
+    apply_provisioning(&d.config, d.dir.path(), &provision("pop3-authenticate"));
     within(Duration::from_secs(5), "alice provisioned", || {
         login(&d.url("/auth/login"), "alice", ALICE_PW).status == 200
     });
@@ -363,7 +343,7 @@ bind = "127.0.0.1:{}"
     );
     let path = dir.path().join("postern.toml");
     std::fs::write(&path, &config).expect("write config");
-    apply(&path, dir.path(), &provision("pop3-authenticate"));
+    apply_provisioning(&path, dir.path(), &provision("pop3-authenticate"));
     Daemon::start_in(dir, &config, &[])
 }
 

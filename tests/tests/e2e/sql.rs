@@ -4,7 +4,7 @@
 //! provisioning entry; a database outage answered 503 and recovered from without a restart;
 //! `check-config --live` against the database.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use postern_e2e::postfix::Postfix;
 use postern_e2e::sqldb::{Kind, MailDb};
@@ -17,6 +17,9 @@ name = "staff@example.org"
 type = "group"
 roles = ["admin"]
 "#;
+
+/// How long a login is retried (a restarted database takes a moment to accept connections).
+const LOGIN_WITHIN: Duration = Duration::from_secs(15);
 
 fn config(db: &MailDb, extra: &str) -> String {
     format!(
@@ -41,43 +44,8 @@ type = "sql"
 
 fn start(db: &MailDb, extra: &str) -> Daemon {
     let d = Daemon::start(&config(db, extra), &[]);
-    let file = d.dir.path().join("provision.toml");
-    std::fs::write(&file, PROVISION).expect("write provision");
-    let out = postern(
-        &[
-            "apply",
-            "--config",
-            d.config.to_str().expect("utf-8 path"),
-            file.to_str().expect("utf-8 path"),
-        ],
-        d.dir.path(),
-        None,
-    );
-    assert!(out.status.success(), "apply: {:?}", text(&out));
+    d.apply(PROVISION);
     d
-}
-
-fn strings(v: &serde_json::Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Logs in until `done` holds or 15 s pass (the daemon sees `apply` within 1 s; a database
-/// that was restarted takes a moment to accept connections).
-fn login_until(d: &Daemon, user: &str, pw: &str, done: impl Fn(&Reply) -> bool) -> Reply {
-    let start = Instant::now();
-    loop {
-        let r = login(&d.url("/auth/login"), user, pw);
-        if done(&r) || start.elapsed() > Duration::from_secs(15) {
-            return r;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn logins(db: &mut MailDb) {
@@ -85,7 +53,7 @@ fn logins(db: &mut MailDb) {
     let url = d.url("/auth/login");
     let is_admin =
         |r: &Reply| r.status == 200 && strings(&r.json()["roles"]).contains(&"admin".into());
-    let r = login_until(&d, "alice@example.org", "Alice-pw-1", is_admin);
+    let r = d.login_until(LOGIN_WITHIN, "alice@example.org", "Alice-pw-1", is_admin);
     assert_eq!(r.status, 200, "{:?}: {}\n{}", db.kind, r.body, d.logs());
     let v = r.json();
     assert_eq!(v["directory"], "mail");
@@ -152,7 +120,9 @@ fn logins(db: &mut MailDb) {
         assert_eq!(r.status, 503, "{}", r.body);
         assert_eq!(r.json()["error"], "temporarily_unavailable");
         db.start_again();
-        let r = login_until(&d, "alice@example.org", "Alice-pw-1", |r| r.status == 200);
+        let r = d.login_until(LOGIN_WITHIN, "alice@example.org", "Alice-pw-1", |r| {
+            r.status == 200
+        });
         assert_eq!(r.status, 200, "no recovery: {}\n{}", r.body, d.logs());
     }
 

@@ -31,7 +31,7 @@ pub type Observer = Arc<dyn Fn(&'static str) + Send + Sync>;
 /// the CPU on a loaded 2-core machine.
 #[derive(Clone)]
 pub struct Hasher {
-    jobs: Arc<Mutex<mpsc::Sender<Job>>>,
+    jobs: mpsc::Sender<Job>,
     workers: usize,
     observer: Option<Observer>,
     pending: Arc<AtomicUsize>,
@@ -88,7 +88,7 @@ impl Hasher {
             })
             .count();
         Hasher {
-            jobs: Arc::new(Mutex::new(tx)),
+            jobs: tx,
             workers,
             observer: None,
             pending: Arc::new(AtomicUsize::new(0)),
@@ -180,11 +180,7 @@ impl Hasher {
             drop(pending);
             let _ = reply.send(result);
         });
-        self.jobs
-            .lock()
-            .map_err(|_| SecretError::TaskFailed)?
-            .send(job)
-            .map_err(|_| SecretError::TaskFailed)?;
+        self.jobs.send(job).map_err(|_| SecretError::TaskFailed)?;
         answer.await.map_err(|_| SecretError::TaskFailed)?
     }
 }
