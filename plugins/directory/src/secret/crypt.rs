@@ -159,13 +159,38 @@ fn verify_bcrypt(s: &str, password: &[u8], limits: &Limits) -> Result<bool, Secr
 
 /// SHA-512-crypt `$6$` and SHA-256-crypt `$5$`, with optional `rounds=N$`.
 fn verify_sha_crypt(s: &str, password: &[u8], limits: &Limits) -> Result<bool, SecretError> {
-    let scheme = if s.starts_with("$6$") {
-        "sha512-crypt"
-    } else {
-        "sha256-crypt"
-    };
+    if s.starts_with("$6$") {
+        let parsed = parse_sha512_crypt(s, limits)?;
+        return Ok(super::sha512crypt::verify(&parsed, password));
+    }
+    check_sha_crypt(s, "sha256-crypt", 43, limits)?;
+    let scheme = "sha256-crypt";
+    let hash = sha_crypt::PasswordHashRef::new(s).map_err(|_| SecretError::Malformed { scheme })?;
+    match sha_crypt::ShaCrypt::default().verify_password(password, hash) {
+        Ok(()) => Ok(true),
+        Err(sha_crypt::password_hash::Error::PasswordInvalid) => Ok(false),
+        Err(_) => Err(SecretError::Malformed { scheme }),
+    }
+}
+
+/// A `$6$` string checked as [`verify_sha_crypt`] checks it, ready for the rounds.
+pub(super) fn parse_sha512_crypt<'a>(
+    s: &'a str,
+    limits: &Limits,
+) -> Result<super::sha512crypt::Parsed<'a>, SecretError> {
+    let scheme = "sha512-crypt";
+    check_sha_crypt(s, scheme, 86, limits)?;
+    super::sha512crypt::parse(s).ok_or(SecretError::Malformed { scheme })
+}
+
+/// The checks both SHA-crypt variants make before any work.
+fn check_sha_crypt(
+    s: &str,
+    scheme: &'static str,
+    digest_len: usize,
+    limits: &Limits,
+) -> Result<(), SecretError> {
     // The full digest (86 / 43 characters) is required: a truncated one is a broken entry.
-    let digest_len = if s.starts_with("$6$") { 86 } else { 43 };
     if s.rsplit('$').next().map(str::len) != Some(digest_len) {
         return Err(SecretError::Malformed { scheme });
     }
@@ -176,16 +201,7 @@ fn verify_sha_crypt(s: &str, password: &[u8], limits: &Limits) -> Result<bool, S
             return Err(SecretError::CostTooHigh { scheme });
         }
     }
-    if s.starts_with("$6$") {
-        let parsed = super::sha512crypt::parse(s).ok_or(SecretError::Malformed { scheme })?;
-        return Ok(super::sha512crypt::verify(&parsed, password));
-    }
-    let hash = sha_crypt::PasswordHashRef::new(s).map_err(|_| SecretError::Malformed { scheme })?;
-    match sha_crypt::ShaCrypt::default().verify_password(password, hash) {
-        Ok(()) => Ok(true),
-        Err(sha_crypt::password_hash::Error::PasswordInvalid) => Ok(false),
-        Err(_) => Err(SecretError::Malformed { scheme }),
-    }
+    Ok(())
 }
 
 /// yescrypt `$y$<params>$<salt>$<hash>` as libxcrypt (Debian, Fedora, Arch `/etc/shadow`)

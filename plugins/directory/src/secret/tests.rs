@@ -368,3 +368,64 @@ async fn hasher_bounds_work_and_counts_abandoned_jobs() {
     }
     panic!("abandoned verification never finished");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hasher_verifies_waiting_sha512_crypt_together() {
+    let body = "$6$Gvdhm3.yB5B.XPjt$8hADQ2aqJ46k7/AoTqpN4L6V9qITCGhaGHa1y6u/4ZnPslTc3YcLpTTAcCs.GY4p1JfbFQEqGeIijefG0iXLO1";
+    let hasher = Hasher::new(1);
+    // Keep the only thread busy so that everything below waits in the queue together.
+    let gate = {
+        let hasher = hasher.clone();
+        tokio::spawn(async move {
+            hasher
+                .run(|| {
+                    std::thread::sleep(Duration::from_millis(300));
+                    Ok(())
+                })
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut jobs = Vec::new();
+    for i in 0..12 {
+        let stored = match i % 3 {
+            0 => format!("{{SHA512-CRYPT}}{body}"),
+            1 => format!("{{CRYPT}}{body}"),
+            _ => body.to_string(),
+        };
+        let (password, expected) = if i % 4 == 3 {
+            ("Secret", false)
+        } else {
+            ("secret", true)
+        };
+        let h = hasher.clone();
+        jobs.push(tokio::spawn(async move {
+            let got = h
+                .verify(stored, Zeroizing::new(password.as_bytes().to_vec()))
+                .await;
+            (got, expected)
+        }));
+        if i == 6 {
+            // A job of another scheme among them keeps its place and its answer.
+            let h = hasher.clone();
+            jobs.push(tokio::spawn(async move {
+                let got = h
+                    .verify("{PLAIN}secret".into(), Zeroizing::new(b"secret".to_vec()))
+                    .await;
+                (got, true)
+            }));
+        }
+    }
+    gate.await.unwrap().unwrap();
+    for job in jobs {
+        let (got, expected) = job.await.unwrap();
+        assert_eq!(got, Ok(expected));
+    }
+    if super::multibuffer::available() {
+        // Twelve waited: two batches of five, then two alone.
+        assert_eq!(hasher.batched(), 10);
+    } else {
+        assert_eq!(hasher.batched(), 0);
+    }
+    assert_eq!(hasher.queued(), 0);
+}
