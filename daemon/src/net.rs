@@ -24,6 +24,7 @@ use tokio_rustls::server::TlsStream;
 
 use crate::tls::Certs;
 
+pub mod activation;
 mod tls;
 mod unix;
 use unix::chown;
@@ -54,6 +55,8 @@ pub struct Listener {
     gauge: IntGauge,
     /// Dropped with the listener: lets a reload wait until the socket is really closed.
     alive: Arc<()>,
+    /// The socket came from systemd (socket activation) rather than our own bind.
+    inherited: bool,
 }
 
 /// TLS settings of a TCP listener.
@@ -103,13 +106,21 @@ impl Listener {
             source,
         };
         let permits = Arc::new(Semaphore::new(max_connections.max(1)));
-        let socket = if let Some(path) = bind.strip_prefix("unix:") {
-            if tls.is_some() {
-                return Err(BindError::Invalid {
-                    bind: bind.to_string(),
-                    reason: "TLS applies to TCP listeners only".into(),
-                });
-            }
+        if tls.is_some() && bind.starts_with("unix:") {
+            return Err(BindError::Invalid {
+                bind: bind.to_string(),
+                reason: "TLS applies to TCP listeners only".into(),
+            });
+        }
+        let inherited = activation::take(bind);
+        let from_systemd = inherited.is_some();
+        let socket = if let Some(activation::Inherited::Unix(l)) = inherited {
+            // The socket unit made the file with its own SocketMode/SocketUser/SocketGroup and
+            // keeps it: no inode, so closing the listener never removes it.
+            l.set_nonblocking(true).map_err(io_err)?;
+            let path = PathBuf::from(bind.strip_prefix("unix:").unwrap_or_default());
+            Socket::Unix(UnixListener::from_std(l).map_err(io_err)?, path, None)
+        } else if let Some(path) = bind.strip_prefix("unix:") {
             let path = PathBuf::from(path);
             // A socket file left by a previous run would make bind fail; anything else at that
             // path is not ours to delete.
@@ -140,7 +151,13 @@ impl Listener {
                 bind: bind.to_string(),
                 reason: "expected IP:port or unix:/path".into(),
             })?;
-            let tcp = TcpListener::bind(addr).await.map_err(io_err)?;
+            let tcp = match inherited {
+                Some(activation::Inherited::Tcp(l)) => {
+                    l.set_nonblocking(true).map_err(io_err)?;
+                    TcpListener::from_std(l).map_err(io_err)?
+                }
+                _ => TcpListener::bind(addr).await.map_err(io_err)?,
+            };
             match tls {
                 None => Socket::Tcp(tcp),
                 Some(tls) => {
@@ -166,7 +183,13 @@ impl Listener {
             permits,
             gauge,
             alive: Arc::new(()),
+            inherited: from_systemd,
         })
+    }
+
+    /// Whether the socket was passed by systemd (socket activation).
+    pub fn inherited(&self) -> bool {
+        self.inherited
     }
 
     /// Something to wait on for this listener's socket to be closed.

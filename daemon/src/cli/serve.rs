@@ -19,6 +19,13 @@ pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
     let config = load_valid(&source)?;
     init_logging(&config.log);
     let mut signals = Signals::install();
+    let passed = crate::net::activation::adopt();
+    if passed > 0 {
+        tracing::info!(
+            sockets = passed,
+            "socket activation: systemd passed listening sockets"
+        );
+    }
     match &source {
         Source::File(p) => tracing::info!(config = %p.display(), "starting"),
         Source::Embedded => tracing::info!("starting on the embedded default configuration"),
@@ -39,6 +46,7 @@ pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
             StartError::Bind(_) => Failure::runtime(e.to_string()),
         })?;
     }
+    crate::net::activation::release_unused();
     engine.spawn_maintenance(runtime::RELOAD_INTERVAL);
     tracing::info!("ready");
     println!("ready");

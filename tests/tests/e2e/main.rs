@@ -1,6 +1,7 @@
 //! End-to-end tests: one binary (every file in tests/ is another slow link), one module per area.
 //! Each test starts its own daemon and servers; nothing is shared between tests.
 
+mod activation;
 mod cli;
 mod config;
 mod foundation;

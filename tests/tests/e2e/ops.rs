@@ -242,6 +242,23 @@ fn systemd_analyze(args: &[&str], unit: &Path) -> (bool, String, String) {
 }
 
 #[test]
+fn systemd_socket_unit_verifies_clean() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    unit_copy(dir.path());
+    let socket = dir.path().join("postern.socket");
+    std::fs::copy(root().join("systemd/postern.socket"), &socket).expect("copy socket unit");
+    let (ok, stdout, stderr) = systemd_analyze(&["verify"], &socket);
+    let ours: Vec<&str> = stderr.lines().filter(|l| l.contains("postern")).collect();
+    assert!(
+        ok && ours.is_empty(),
+        "systemd-analyze verify:\n{stdout}\n{stderr}"
+    );
+    // It activates the service beside it, and that service keeps /run/postern when it stops.
+    let unit = std::fs::read_to_string(dir.path().join("postern.service")).expect("unit");
+    assert!(unit.contains("\nRuntimeDirectoryPreserve=yes\n"), "{unit}");
+}
+
+#[test]
 fn systemd_unit_verifies_clean_and_is_hardened() {
     let dir = tempfile::tempdir().expect("tempdir");
     let unit = unit_copy(dir.path());

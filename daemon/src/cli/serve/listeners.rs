@@ -104,7 +104,12 @@ impl Listeners {
         let listener = Listener::bind(&l.bind, &unix, tls, l.max_connections, gauge).await?;
         let address = listener.local_addr();
         let scheme = if certs.is_some() { " (TLS)" } else { "" };
-        tracing::info!(protocol = label, address = %address, "listening{scheme}");
+        let origin = if listener.inherited() {
+            " on a socket passed by systemd"
+        } else {
+            ""
+        };
+        tracing::info!(protocol = label, address = %address, "listening{scheme}{origin}");
         // Scripts and tests bind port 0 and read the real address from this line. Written
         // without println!, which would panic if whoever started us has closed stdout.
         {
