@@ -5,8 +5,9 @@
 //! writes each address twice and nothing else (Dovecot matches the same way). A listener with
 //! no matching socket binds its own; a passed socket no listener wants is logged and closed.
 //!
-//! The sockets are taken once, at start. A listener that a reload removes closes its copy (the
-//! socket unit keeps its own), and one added back later binds its own socket.
+//! A listener gets a duplicate of its passed socket and the original stays here, so that a
+//! listener a reload rebuilds (new TLS settings, removed and added back) gets the same socket
+//! again: binding the address itself would fail, as systemd keeps its own copy open.
 
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -24,6 +25,17 @@ pub enum Inherited {
 struct Passed {
     address: Address,
     socket: Inherited,
+    /// A listener has used it (kept at the first `release_unused`).
+    taken: bool,
+}
+
+impl Inherited {
+    fn duplicate(&self) -> std::io::Result<Inherited> {
+        Ok(match self {
+            Inherited::Tcp(l) => Inherited::Tcp(l.try_clone()?),
+            Inherited::Unix(l) => Inherited::Unix(l.try_clone()?),
+        })
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -78,35 +90,50 @@ fn classify(socket: Socket) -> Result<Passed, &'static str> {
         return Ok(Passed {
             address: Address::Tcp(addr),
             socket: Inherited::Tcp(socket.into()),
+            taken: false,
         });
     }
     if let Some(path) = local.as_pathname() {
         return Ok(Passed {
             address: Address::Unix(path.to_path_buf()),
             socket: Inherited::Unix(socket.into()),
+            taken: false,
         });
     }
     Err("neither TCP nor a unix socket with a path")
 }
 
-/// The passed socket for `bind` (`IP:port` or `unix:/path`), if systemd passed one.
+/// A duplicate of the passed socket for `bind` (`IP:port` or `unix:/path`), if systemd passed
+/// one and it can be duplicated (if not, the listener binds its own and says why it failed).
 pub fn take(bind: &str) -> Option<Inherited> {
     let wanted = match bind.strip_prefix("unix:") {
         Some(path) => Address::Unix(PathBuf::from(path)),
         None => Address::Tcp(bind.parse().ok()?),
     };
     let mut passed = PASSED.lock().unwrap_or_else(PoisonError::into_inner);
-    let i = passed.iter().position(|p| p.address == wanted)?;
-    Some(passed.swap_remove(i).socket)
+    let p = passed.iter_mut().find(|p| p.address == wanted)?;
+    match p.socket.duplicate() {
+        Ok(socket) => {
+            p.taken = true;
+            Some(socket)
+        }
+        Err(e) => {
+            tracing::error!(address = %p.address, error = %e, "cannot use the socket passed by systemd");
+            None
+        }
+    }
 }
 
 /// Closes the passed sockets no listener took, saying which: a socket unit and a
 /// configuration that disagree leave clients connecting to an address nobody answers.
 pub fn release_unused() {
     let mut passed = PASSED.lock().unwrap_or_else(PoisonError::into_inner);
-    for p in passed.drain(..) {
-        tracing::warn!(address = %p.address, "systemd passed a socket that no listener binds; closing it");
-    }
+    passed.retain(|p| {
+        if !p.taken {
+            tracing::warn!(address = %p.address, "systemd passed a socket that no listener binds; closing it");
+        }
+        p.taken
+    });
 }
 
 #[cfg(test)]

@@ -134,6 +134,29 @@ bind = "unix:{mux}"
         "{logs}"
     );
 
+    // A reload that rebuilds the HTTP listener (a changed table) gets the passed socket again:
+    // binding the port itself would fail, systemd still holds it.
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace(
+            &format!("bind = \"127.0.0.1:{http_port}\"\n"),
+            &format!("bind = \"127.0.0.1:{http_port}\"\nmax-connections = 77\n"),
+        ),
+    )
+    .expect("rewrite config");
+    run(Command::new("kill").args(["-HUP", &child.id().to_string()]));
+    wait_until("the HTTP listener rebuilt on the passed socket", || {
+        let logs = std::fs::read_to_string(&stderr).unwrap_or_default();
+        logs.matches("on a socket passed by systemd").count() == 3
+    });
+    assert_eq!(
+        get(&format!("http://127.0.0.1:{http_port}/healthz"), None).status,
+        200
+    );
+    let logs = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert!(!logs.contains("listener not started"), "{logs}");
+
     // systemd-socket-activate exec'd Postern in place: its PID is the daemon's.
     run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
     let status = child.wait().expect("wait");
