@@ -88,21 +88,17 @@ pub(super) fn verify(p: &Parsed<'_>, password: &[u8]) -> bool {
 
 /// Whether each password matches its parsed hash, in order; the comparisons are constant-time.
 ///
-/// Verifications with the same number of rounds go through the rounds [`LANES`] at a time when
-/// the CPU can ([`multibuffer`]); the rest, and every one without it, one by one.
+/// Verifications of the same cost (rounds, message length) go through the rounds [`LANES`] at a
+/// time when the CPU can ([`multibuffer`]); the rest, and every one without it, one by one.
 pub(super) fn verify_many(items: &[(Parsed<'_>, &[u8])]) -> Vec<bool> {
     let mut digests: Vec<Option<[u8; 64]>> = vec![None; items.len()];
     if multibuffer::available() {
-        let mut order: Vec<usize> = (0..items.len()).collect();
-        order.sort_by_key(|&i| items[i].0.rounds);
-        for group in order.chunk_by(|&x, &y| items[x].0.rounds == items[y].0.rounds) {
-            for batch in group.chunks_exact(LANES) {
-                let mut lanes: [Lane; LANES] =
-                    std::array::from_fn(|l| Lane::new(items[batch[l]].1, items[batch[l]].0.salt));
-                rounds_together(&mut lanes, items[batch[0]].0.rounds);
-                for (&i, lane) in batch.iter().zip(&lanes) {
-                    digests[i] = Some(lane.c);
-                }
+        for batch in batches(items) {
+            let mut lanes: [Lane; LANES] =
+                std::array::from_fn(|l| Lane::new(items[batch[l]].1, items[batch[l]].0.salt));
+            rounds_together(&mut lanes, items[batch[0]].0.rounds);
+            for (i, lane) in batch.into_iter().zip(&lanes) {
+                digests[i] = Some(lane.c);
             }
         }
     }
@@ -113,6 +109,25 @@ pub(super) fn verify_many(items: &[(Parsed<'_>, &[u8])]) -> Vec<bool> {
             let d = d.unwrap_or_else(|| digest(password, p.salt, p.rounds));
             encode(&d).as_slice().ct_eq(p.digest).into()
         })
+        .collect()
+}
+
+/// Which items go through their rounds together, [`LANES`] at a time. Lanes go in step, so
+/// only verifications of the same cost go together: the same rounds, and their longest
+/// message the same number of blocks. A very long password then slows only other very long
+/// ones, never four ordinary logins.
+fn batches(items: &[(Parsed<'_>, &[u8])]) -> Vec<[usize; LANES]> {
+    let cost = |i: usize| {
+        let (p, password) = &items[i];
+        let longest = 64 + 2 * password.len() + p.salt.len() + 17;
+        (p.rounds, longest.div_ceil(128))
+    };
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| cost(i));
+    order
+        .chunk_by(|&x, &y| cost(x) == cost(y))
+        .flat_map(|group| group.chunks_exact(LANES))
+        .filter_map(|batch| <[usize; LANES]>::try_from(batch).ok())
         .collect()
 }
 
@@ -361,6 +376,42 @@ mod tests {
         ] {
             assert!(parse(s).is_none(), "{s}");
         }
+    }
+
+    #[test]
+    fn lanes_of_one_cost_whose_messages_differ_in_blocks_go_together() {
+        // Same rounds and longest message (2 blocks), but "P S C" is one block for the shorter
+        // passwords and two for the longer: lanes finish a round after different blocks.
+        let salt = "0123456789abcdef";
+        let passwords: Vec<Vec<u8>> = [16usize, 25, 31, 32, 40, 47]
+            .iter()
+            .map(|&n| (0..n).map(|i| b'a' + (i % 26) as u8).collect())
+            .collect();
+        let hashes: Vec<String> = passwords
+            .iter()
+            .map(|p| {
+                let d = String::from_utf8(encode(&digest(p, salt.as_bytes(), 1000))).unwrap();
+                format!("$6$rounds=1000${salt}${d}")
+            })
+            .collect();
+        let mut items: Vec<(Parsed<'_>, &[u8])> = hashes
+            .iter()
+            .zip(&passwords)
+            .map(|(h, p)| (parse(h).unwrap(), p.as_slice()))
+            .collect();
+        assert_eq!(batches(&items).len(), 1);
+        assert_eq!(verify_many(&items), vec![true; 6]);
+        // A wrong password in the batch fails alone.
+        items[2].1 = b"wrong";
+        items[3].1 = b"0123456789012345678901234567890X";
+        assert_eq!(
+            verify_many(&items),
+            vec![true, true, false, false, true, true]
+        );
+        // A very long password never shares a batch with ordinary ones.
+        let long = vec![b'x'; 4000];
+        items[0].1 = &long;
+        assert!(batches(&items).iter().all(|b| !b.contains(&0)));
     }
 
     proptest! {
