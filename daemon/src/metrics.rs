@@ -2,8 +2,8 @@
 //! or addresses, so their cardinality is bounded by configuration.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -18,6 +18,7 @@ pub struct Metrics {
     pub hash_verifications: IntCounterVec,
     pub connections_active: IntGaugeVec,
     pub hash_queue: IntGauge,
+    pub hash_batched: IntCounter,
     pub store_generation: IntGauge,
     pub directory_pool: IntGaugeVec,
 }
@@ -135,6 +136,13 @@ impl Metrics {
                 "postern_hash_queue_depth",
                 "Password verifications waiting or running.",
             )?,
+            hash_batched: reg(
+                &r,
+                IntCounter::new(
+                    "postern_password_hash_batched_total",
+                    "Password verifications computed together with others (SHA-512-crypt).",
+                )?,
+            )?,
             store_generation: gauge(
                 &r,
                 "postern_store_generation",
@@ -208,6 +216,7 @@ mod tests {
             "postern_password_hash_verifications_total",
             "postern_connections_active",
             "postern_build_info",
+            "postern_password_hash_batched_total",
         ] {
             assert!(text.contains(name), "{name} missing");
         }

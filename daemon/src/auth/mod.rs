@@ -140,6 +140,17 @@ impl Engine {
     /// Puts a new chain in force (configuration reload). Logins already walking the old chain
     /// finish with it; the old directories are dropped when the last of them ends.
     /// Pool gauges are read at scrape time: a snapshot is only worth what its age is.
+    /// The hash queue gauge and the batched-verification counter, read from the [`Hasher`]
+    /// at scrape time.
+    pub fn refresh_hash_metrics(&self) {
+        let m = &self.metrics;
+        m.hash_queue
+            .set(i64::try_from(self.hasher.queued()).unwrap_or(i64::MAX));
+        let batched = u64::try_from(self.hasher.batched()).unwrap_or(u64::MAX);
+        m.hash_batched
+            .inc_by(batched.saturating_sub(m.hash_batched.get()));
+    }
+
     pub fn refresh_pool_gauges(&self) {
         let gauge = &self.metrics.directory_pool;
         // A directory removed by a reload must not keep reporting its last value.

@@ -24,6 +24,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
     state.engine.refresh_pool_gauges();
+    state.engine.refresh_hash_metrics();
     (
         [(
             header::CONTENT_TYPE,

@@ -578,6 +578,7 @@ fn grafana_dashboard_queries_only_metrics_the_daemon_exposes() {
         "postern_connections_active",
         "postern_build_info",
         "postern_hash_queue_depth",
+        "postern_password_hash_batched_total",
         "postern_store_generation",
     ] {
         assert!(used.contains(family), "no panel uses {family}");
