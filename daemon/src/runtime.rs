@@ -63,7 +63,8 @@ pub fn hasher(config: &Config, metrics: Option<&Metrics>) -> Hasher {
 
 /// The chain of `[authentication] directories`, built once from config. Plugin constructors
 /// do not touch the network: a backend that is down at start is a temporary failure at login
-/// and readiness, and the plugin recovers by itself when it returns.
+/// and readiness, and the plugin recovers by itself when it returns. Each directory gets its
+/// own [`Hasher::scoped`] clone, so that its "no such user" costs what its own hashes cost.
 pub fn directories(
     config: &Config,
     store: &Store,
@@ -74,18 +75,18 @@ pub fn directories(
         if name == "internal" {
             chain.push(Arc::new(InternalDirectory::new(
                 store.clone(),
-                hasher.clone(),
+                hasher.scoped(),
             )));
             continue;
         }
         let directory: Arc<dyn Directory> = match config.directory.get(name) {
             // One arm per plugin crate.
             Some(DirectoryConfig::Ldap(c)) => Arc::new(
-                postern_ldap::LdapDirectory::new(name, c.clone(), hasher.clone())
+                postern_ldap::LdapDirectory::new(name, c.clone(), hasher.scoped())
                     .map_err(|e| BuildError::Config(format!("directory.{name}.{e}")))?,
             ),
             Some(DirectoryConfig::Sql(c)) => Arc::new(
-                postern_sql::SqlDirectory::new(name, c.clone(), hasher.clone())
+                postern_sql::SqlDirectory::new(name, c.clone(), hasher.scoped())
                     .map_err(|e| BuildError::Config(format!("directory.{name}.{e}")))?,
             ),
             Some(other) => {

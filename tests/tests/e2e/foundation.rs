@@ -456,6 +456,42 @@ fn failed_logins_are_throttled_with_retry_after() {
     assert!(metrics.contains(r#"outcome="rate_limited""#), "{metrics}");
 }
 
+/// An unknown user costs a verification of the directory's own kind of hash (here the
+/// SHA-512-crypt its accounts hold), not the argon2id dummy, so it cannot be told by timing.
+#[test]
+fn an_unknown_user_costs_what_the_directorys_hashes_cost() {
+    let d = Daemon::start(
+        &config("sqlite://state/postern.db", ""),
+        &[("POSTERN_ADMIN_PASSWORD", "admin-secret-1")],
+    );
+    // `doveadm pw -s SHA512-CRYPT -p secret`.
+    d.apply(
+        r#"
+[[account]]
+name = "carol"
+secret = "{SHA512-CRYPT}$6$Gvdhm3.yB5B.XPjt$8hADQ2aqJ46k7/AoTqpN4L6V9qITCGhaGHa1y6u/4ZnPslTc3YcLpTTAcCs.GY4p1JfbFQEqGeIijefG0iXLO1"
+roles = "user"
+"#,
+    );
+    let url = d.url("/auth/login");
+    let r = login(&url, "carol", "secret");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(login(&url, "nobody-here", "secret").status, 401);
+    assert_eq!(login(&url, "carol", "wrong").status, 401);
+    assert_eq!(login(&url, "nobody-else", "secret").status, 401);
+    let metrics = get(&d.url("/metrics"), None).body;
+    let count = |scheme: &str| -> u64 {
+        let prefix = format!("postern_password_hash_verifications_total{{scheme=\"{scheme}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .map_or(0, |v| v.parse().unwrap())
+    };
+    // carol's two logins and both unknown users: all SHA-512-crypt.
+    assert_eq!(count("sha512-crypt"), 4, "{metrics}");
+    assert_eq!(count("argon2"), 0, "{metrics}");
+}
+
 #[test]
 fn sessions_expire() {
     let extra = "\n[session]\nttl = \"1s\"\n";

@@ -20,6 +20,7 @@ mod ldap;
 mod multibuffer;
 mod phc;
 mod pool;
+mod queue;
 mod sha512crypt;
 #[cfg(test)]
 mod tests;

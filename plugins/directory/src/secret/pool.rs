@@ -1,16 +1,15 @@
 //! [`Hasher`]: password work off the async runtime, with a bound on how much runs at once.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
 use crate::DirectoryError;
 
-use super::multibuffer::LANES;
-use super::{batches, dummy_hash, hash_password, identify, verify, verify_batch, SecretError};
+use super::queue::{work_loop, Closer, CryptJob, Pending, Queue, Task, Work};
+use super::{batches, dummy_hash, hash_password, identify, verify, Scheme, SecretError};
 
 /// What [`Hasher::check`] found.
 #[derive(Debug, PartialEq, Eq)]
@@ -32,9 +31,12 @@ pub type Observer = Arc<dyn Fn(&'static str) + Send + Sync>;
 /// verifications until an async worker got round to passing the slot on — about a tenth of
 /// the CPU on a loaded 2-core machine.
 ///
-/// SHA-512-crypt verifications wait in a queue of their own: when [`LANES`] or more are
-/// waiting, a thread takes that many and computes them together (`verify_batch`), which costs
-/// less CPU each. With fewer waiting it takes one, so a lone login never waits for company.
+/// SHA-512-crypt verifications wait in a queue of their own: when five or more are waiting, a
+/// thread takes five and computes them together (`verify_batch`), which costs less CPU each.
+/// With fewer waiting it takes one, so a lone login never waits for company.
+///
+/// Each directory holds its own [`Hasher::scoped`] clone (same threads and queue), which
+/// remembers the last stored hash it verified as the decoy for [`Hasher::burn`].
 #[derive(Clone)]
 pub struct Hasher {
     queue: Arc<Queue>,
@@ -44,145 +46,9 @@ pub struct Hasher {
     observer: Option<Observer>,
     pending: Arc<AtomicUsize>,
     batched: Arc<AtomicUsize>,
-}
-
-type Task = Box<dyn FnOnce() + Send>;
-
-/// A SHA-512-crypt verification waiting to be batched.
-struct CryptJob {
-    stored: String,
-    password: Zeroizing<Vec<u8>>,
-    reply: oneshot::Sender<Result<bool, SecretError>>,
-    pending: Pending,
-}
-
-/// What goes into the queue, and what a thread takes from it.
-enum Work {
-    Task(Task),
-    Crypt(Vec<CryptJob>),
-}
-
-#[derive(Default)]
-struct Jobs {
-    /// Each job with its arrival number, so the two queues are served in arrival order.
-    tasks: VecDeque<(u64, Task)>,
-    crypt: VecDeque<(u64, CryptJob)>,
-    arrivals: u64,
-    closed: bool,
-}
-
-#[derive(Default)]
-struct Queue {
-    jobs: Mutex<Jobs>,
-    ready: Condvar,
-}
-
-impl Queue {
-    /// The jobs, even if a thread panicked while holding the lock: nothing runs under it but
-    /// queue operations, which leave the queues consistent.
-    fn lock(&self) -> MutexGuard<'_, Jobs> {
-        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Queues a job; `false` once the queue is closed.
-    fn push(&self, job: Work) -> bool {
-        let mut jobs = self.lock();
-        if jobs.closed {
-            return false;
-        }
-        let n = jobs.arrivals;
-        jobs.arrivals += 1;
-        match job {
-            Work::Task(task) => jobs.tasks.push_back((n, task)),
-            Work::Crypt(crypt) => jobs.crypt.extend(crypt.into_iter().map(|c| (n, c))),
-        }
-        drop(jobs);
-        self.ready.notify_one();
-        true
-    }
-
-    /// The oldest job, or [`LANES`] SHA-512-crypt verifications when that many wait; `None`
-    /// once the queue is closed and empty.
-    fn take(&self) -> Option<Work> {
-        let mut jobs = self.lock();
-        loop {
-            let task_first = match (jobs.tasks.front(), jobs.crypt.front()) {
-                (Some((t, _)), Some((c, _))) => t < c,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => {
-                    if jobs.closed {
-                        return None;
-                    }
-                    jobs = self
-                        .ready
-                        .wait(jobs)
-                        .unwrap_or_else(PoisonError::into_inner);
-                    continue;
-                }
-            };
-            if task_first {
-                return jobs.tasks.pop_front().map(|(_, task)| Work::Task(task));
-            }
-            let n = if jobs.crypt.len() >= LANES { LANES } else { 1 };
-            return Some(Work::Crypt(
-                jobs.crypt.drain(..n).map(|(_, job)| job).collect(),
-            ));
-        }
-    }
-}
-
-struct Closer(Arc<Queue>);
-
-impl Drop for Closer {
-    fn drop(&mut self) {
-        self.0.lock().closed = true;
-        self.0.ready.notify_all();
-    }
-}
-
-/// One worker: runs jobs until every [`Hasher`] clone is gone and the queue is empty.
-fn work_loop(queue: Arc<Queue>, batched: Arc<AtomicUsize>) {
-    while let Some(work) = queue.take() {
-        // A panicking scheme must not take the thread with it: the jobs' reply channels are
-        // dropped, so their callers see `TaskFailed`, and the thread takes the next job.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match work {
-            Work::Task(task) => task(),
-            Work::Crypt(jobs) => {
-                if jobs.len() > 1 {
-                    batched.fetch_add(jobs.len(), Ordering::Relaxed);
-                }
-                let items: Vec<(&str, &[u8])> = jobs
-                    .iter()
-                    .map(|j| (j.stored.as_str(), j.password.as_slice()))
-                    .collect();
-                let results = verify_batch(&items);
-                drop(items);
-                for (job, result) in jobs.into_iter().zip(results) {
-                    // Uncounted before the caller can see the answer and read the gauge.
-                    drop(job.pending);
-                    let _ = job.reply.send(result);
-                }
-            }
-        }));
-    }
-}
-
-/// Counts one job in [`Hasher::queued`] for as long as it lives. It travels into the blocking
-/// closure, so a job whose caller went away is still counted until the work really ends.
-struct Pending(Arc<AtomicUsize>);
-
-impl Pending {
-    fn new(counter: &Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Pending(Arc::clone(counter))
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
+    /// What [`Hasher::burn`] verifies against: the last stored hash this directory checked,
+    /// so that "no such user" costs what its real hashes cost.
+    pub(super) decoy: Arc<Mutex<Option<Zeroizing<String>>>>,
 }
 
 impl Hasher {
@@ -205,6 +71,16 @@ impl Hasher {
             observer: None,
             pending: Arc::new(AtomicUsize::new(0)),
             batched,
+            decoy: Arc::default(),
+        }
+    }
+
+    /// A clone for one directory: the same threads, queue and observer, and a decoy of its
+    /// own ([`Hasher::burn`]), as directories hold different kinds of hashes.
+    pub fn scoped(&self) -> Hasher {
+        Hasher {
+            decoy: Arc::default(),
+            ..self.clone()
         }
     }
 
@@ -245,28 +121,45 @@ impl Hasher {
 
     /// [`Hasher::verify`] as a directory needs it: a verification that could not run is an
     /// outage (`DirectoryError::Unavailable`), never a wrong password; a stored value that
-    /// cannot be verified comes back for the directory to log with its own context.
+    /// cannot be verified comes back for the directory to log with its own context. A value
+    /// that could be verified becomes this directory's decoy for [`Hasher::burn`].
     pub async fn check(&self, stored: String, password: &str) -> Result<Verdict, DirectoryError> {
-        match self
+        let decoy = decoy_for(&stored);
+        let verdict = match self
             .verify(stored, Zeroizing::new(password.as_bytes().to_vec()))
             .await
         {
-            Ok(true) => Ok(Verdict::Match),
-            Ok(false) => Ok(Verdict::Mismatch),
-            Err(SecretError::TaskFailed) => Err(DirectoryError::Unavailable(
-                "password verification failed".into(),
-            )),
-            Err(e) => Ok(Verdict::Unverifiable(e)),
-        }
+            Ok(true) => Verdict::Match,
+            Ok(false) => Verdict::Mismatch,
+            Err(SecretError::TaskFailed) => {
+                return Err(DirectoryError::Unavailable(
+                    "password verification failed".into(),
+                ))
+            }
+            Err(e) => return Ok(Verdict::Unverifiable(e)),
+        };
+        *self.decoy.lock().unwrap_or_else(PoisonError::into_inner) = Some(decoy);
+        Ok(verdict)
     }
 
-    /// The work of one real verification, spent on `password` against [`dummy_hash`], so
-    /// that an unknown user (or a group, or a broken entry) cannot be told from a wrong
-    /// password by timing. Every directory answers its "no such user" through this.
+    /// The work of one real verification, spent on `password` and thrown away, so that an
+    /// unknown user (or a group, or a broken entry) cannot be told from a wrong password by
+    /// timing. Every directory answers its "no such user" through this.
+    ///
+    /// It verifies against the directory's decoy: the last stored hash it checked, so that the
+    /// cost matches the directory's real hashes (SHA-512-crypt with its rounds, bcrypt with its
+    /// cost, …). Before the first real check, and for a directory that never verifies hashes
+    /// itself, it is [`dummy_hash`], an argon2id of the parameters new hashes get.
     pub async fn burn(&self, password: &str) {
+        let decoy = self
+            .decoy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|d| d.to_string());
         let _ = self
             .verify(
-                dummy_hash().to_string(),
+                decoy.unwrap_or_else(|| dummy_hash().to_string()),
                 Zeroizing::new(password.as_bytes().to_vec()),
             )
             .await;
@@ -326,4 +219,14 @@ impl Hasher {
         }
         answer.await.map_err(|_| SecretError::TaskFailed)?
     }
+}
+
+/// The decoy a stored value leaves: the value itself (a hash, which is what the directory
+/// returned anyway), except a cleartext `{PLAIN}` password, which is not kept beyond its
+/// login: a fixed cleartext value costs the same to compare.
+fn decoy_for(stored: &str) -> Zeroizing<String> {
+    Zeroizing::new(match identify(stored) {
+        Ok(Scheme::Plain) => "{PLAIN}postern-decoy".to_string(),
+        _ => stored.to_string(),
+    })
 }

@@ -429,3 +429,42 @@ async fn hasher_verifies_waiting_sha512_crypt_together() {
     }
     assert_eq!(hasher.queued(), 0);
 }
+
+#[tokio::test]
+async fn burn_costs_what_the_directorys_own_hashes_cost() {
+    let body = "$6$Gvdhm3.yB5B.XPjt$8hADQ2aqJ46k7/AoTqpN4L6V9qITCGhaGHa1y6u/4ZnPslTc3YcLpTTAcCs.GY4p1JfbFQEqGeIijefG0iXLO1";
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let shared = Hasher::new(1).with_observer(Arc::new(move |label| {
+        record.lock().unwrap().push(label);
+    }));
+    let (sql, ldap) = (shared.scoped(), shared.scoped());
+    let last = || seen.lock().unwrap().pop();
+
+    // Nothing verified yet: the argon2id dummy.
+    sql.burn("guess").await;
+    assert_eq!(last(), Some("argon2"));
+    // After a real SHA-512-crypt check (right or wrong), "no such user" costs the same.
+    let v = sql.check(format!("{{SHA512-CRYPT}}{body}"), "wrong").await;
+    assert_eq!(v.unwrap(), Verdict::Mismatch);
+    assert_eq!(last(), Some("sha512-crypt"));
+    sql.burn("guess").await;
+    assert_eq!(last(), Some("sha512-crypt"));
+    // Another directory keeps its own decoy.
+    ldap.burn("guess").await;
+    assert_eq!(last(), Some("argon2"));
+    // A value that cannot be verified is no decoy; the previous one stays.
+    let v = sql.check("{NOSUCH}x".into(), "guess").await.unwrap();
+    assert!(matches!(v, Verdict::Unverifiable(_)));
+    sql.burn("guess").await;
+    assert_eq!(last(), Some("sha512-crypt"));
+    // A cleartext password is not kept: a fixed cleartext value stands in for it.
+    let v = ldap
+        .check("{PLAIN}real-password".into(), "real-password")
+        .await;
+    assert_eq!(v.unwrap(), Verdict::Match);
+    ldap.burn("real-password").await;
+    assert_eq!(last(), Some("plain"));
+    let kept = ldap.decoy.lock().unwrap().as_ref().map(|d| d.to_string());
+    assert_eq!(kept.as_deref(), Some("{PLAIN}postern-decoy"));
+}

@@ -1,0 +1,151 @@
+//! The [`super::Hasher`]'s job queue and its threads' loop: tasks in arrival order, and
+//! SHA-512-crypt verifications in a queue of their own so that a thread can take several.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::oneshot;
+use zeroize::Zeroizing;
+
+use super::multibuffer::LANES;
+use super::{verify_batch, SecretError};
+
+pub(super) type Task = Box<dyn FnOnce() + Send>;
+
+/// A SHA-512-crypt verification waiting to be batched.
+pub(super) struct CryptJob {
+    pub stored: String,
+    pub password: Zeroizing<Vec<u8>>,
+    pub reply: oneshot::Sender<Result<bool, SecretError>>,
+    pub pending: Pending,
+}
+
+/// What goes into the queue, and what a thread takes from it.
+pub(super) enum Work {
+    Task(Task),
+    Crypt(Vec<CryptJob>),
+}
+
+#[derive(Default)]
+struct Jobs {
+    /// Each job with its arrival number, so the two queues are served in arrival order.
+    tasks: VecDeque<(u64, Task)>,
+    crypt: VecDeque<(u64, CryptJob)>,
+    arrivals: u64,
+    closed: bool,
+}
+
+#[derive(Default)]
+pub(super) struct Queue {
+    jobs: Mutex<Jobs>,
+    ready: Condvar,
+}
+
+impl Queue {
+    /// The jobs, even if a thread panicked while holding the lock: nothing runs under it but
+    /// queue operations, which leave the queues consistent.
+    fn lock(&self) -> MutexGuard<'_, Jobs> {
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a job; `false` once the queue is closed.
+    pub fn push(&self, job: Work) -> bool {
+        let mut jobs = self.lock();
+        if jobs.closed {
+            return false;
+        }
+        let n = jobs.arrivals;
+        jobs.arrivals += 1;
+        match job {
+            Work::Task(task) => jobs.tasks.push_back((n, task)),
+            Work::Crypt(crypt) => jobs.crypt.extend(crypt.into_iter().map(|c| (n, c))),
+        }
+        drop(jobs);
+        self.ready.notify_one();
+        true
+    }
+
+    /// The oldest job, or [`LANES`] SHA-512-crypt verifications when that many wait; `None`
+    /// once the queue is closed and empty.
+    fn take(&self) -> Option<Work> {
+        let mut jobs = self.lock();
+        loop {
+            let task_first = match (jobs.tasks.front(), jobs.crypt.front()) {
+                (Some((t, _)), Some((c, _))) => t < c,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => {
+                    if jobs.closed {
+                        return None;
+                    }
+                    jobs = self
+                        .ready
+                        .wait(jobs)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    continue;
+                }
+            };
+            if task_first {
+                return jobs.tasks.pop_front().map(|(_, task)| Work::Task(task));
+            }
+            let n = if jobs.crypt.len() >= LANES { LANES } else { 1 };
+            return Some(Work::Crypt(
+                jobs.crypt.drain(..n).map(|(_, job)| job).collect(),
+            ));
+        }
+    }
+}
+
+pub(super) struct Closer(pub Arc<Queue>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.ready.notify_all();
+    }
+}
+
+/// One worker: runs jobs until every [`super::Hasher`] clone is gone and the queue is empty.
+pub(super) fn work_loop(queue: Arc<Queue>, batched: Arc<AtomicUsize>) {
+    while let Some(work) = queue.take() {
+        // A panicking scheme must not take the thread with it: the jobs' reply channels are
+        // dropped, so their callers see `TaskFailed`, and the thread takes the next job.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match work {
+            Work::Task(task) => task(),
+            Work::Crypt(jobs) => {
+                if jobs.len() > 1 {
+                    batched.fetch_add(jobs.len(), Ordering::Relaxed);
+                }
+                let items: Vec<(&str, &[u8])> = jobs
+                    .iter()
+                    .map(|j| (j.stored.as_str(), j.password.as_slice()))
+                    .collect();
+                let results = verify_batch(&items);
+                drop(items);
+                for (job, result) in jobs.into_iter().zip(results) {
+                    // Uncounted before the caller can see the answer and read the gauge.
+                    drop(job.pending);
+                    let _ = job.reply.send(result);
+                }
+            }
+        }));
+    }
+}
+
+/// Counts one job in [`super::Hasher::queued`] for as long as it lives. It travels into the blocking
+/// closure, so a job whose caller went away is still counted until the work really ends.
+pub(super) struct Pending(Arc<AtomicUsize>);
+
+impl Pending {
+    pub fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Pending(Arc::clone(counter))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
