@@ -211,11 +211,19 @@ impl Engine {
                 if let Err(e) = engine.reload_if_changed().await {
                     tracing::warn!(error = %e, "directory model reload failed; keeping the current one");
                 }
+                // Failed logins add up across the daemons sharing the store. An unreachable
+                // store is reported by the reload above and by /readyz; the counts wait.
+                if let Err(e) = engine.throttle.sync(&engine.store).await {
+                    tracing::debug!(error = %e, "failed-login counts not shared this time");
+                }
                 // Every ~10 s: the gauge, and the purge of sessions ended a day ago.
                 if n.is_multiple_of(20) {
                     let now = engine.clock.unix();
                     if let Ok(count) = engine.store.count_active_sessions(now).await {
                         engine.metrics.sessions_active.set(count);
+                    }
+                    if let Err(e) = engine.throttle.purge(&engine.store).await {
+                        tracing::debug!(error = %e, "failed-login purge failed");
                     }
                     if let Err(e) = engine.store.purge_sessions(now, 86_400).await {
                         tracing::debug!(error = %e, "session purge failed");

@@ -1,10 +1,17 @@
 //! Failed-login throttling per account and per client address. Only failures count: a mail
 //! client that logs in a hundred times an hour must never be locked out by its own successes.
+//!
+//! Counting is in memory, so a check costs nothing. Several daemons sharing a store also add
+//! up their failures there ([`Throttle::sync`], every half second): a key over its limit in
+//! total is locked on every daemon, so N daemons behind a balancer allow the configured number
+//! of failures, not N times it (give or take what arrives within one sync).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
+
+use postern_internal::{Store, StoreError};
 
 use super::clock::Clock;
 
@@ -17,9 +24,37 @@ enum Key {
     Ip(IpAddr),
 }
 
+impl Key {
+    /// The key as the store holds it (`account:<name>`, `ip:<address>`).
+    fn stored(&self) -> String {
+        match self {
+            Key::Account(a) => format!("account:{a}"),
+            Key::Ip(ip) => format!("ip:{ip}"),
+        }
+    }
+
+    fn from_stored(s: &str) -> Option<Key> {
+        if let Some(a) = s.strip_prefix("account:") {
+            return Some(Key::Account(a.to_string()));
+        }
+        s.strip_prefix("ip:")?.parse().ok().map(Key::Ip)
+    }
+}
+
 struct Entry {
     start: SystemTime,
     failures: u32,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<Key, Entry>,
+    /// Failures counted here since the last report to the store.
+    unreported: HashMap<Key, u32>,
+    /// Accounts whose failures a success cleared, to clear in the store too.
+    cleared: Vec<Key>,
+    /// Keys over their limit across all daemons, until their window ends (last sync).
+    shared: HashMap<Key, SystemTime>,
 }
 
 pub struct Throttle {
@@ -27,7 +62,7 @@ pub struct Throttle {
     per_ip: u32,
     window: Duration,
     clock: Arc<dyn Clock>,
-    state: Mutex<HashMap<Key, Entry>>,
+    state: Mutex<State>,
 }
 
 impl Throttle {
@@ -37,8 +72,13 @@ impl Throttle {
             per_ip,
             window,
             clock,
-            state: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
         }
+    }
+
+    /// The state, even if a thread panicked holding the lock: every update leaves it usable.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn keys(account: &str, ip: Option<IpAddr>) -> impl Iterator<Item = Key> {
@@ -53,19 +93,25 @@ impl Throttle {
         }
     }
 
-    /// `Err(retry_after)` while the account or the address is over its limit.
+    /// `Err(retry_after)` while the account or the address is over its limit, here or across
+    /// the daemons sharing the store.
     pub fn check(&self, account: &str, ip: Option<IpAddr>) -> Result<(), Duration> {
         let now = self.clock.now();
-        let Ok(state) = self.state.lock() else {
-            return Ok(());
-        };
+        let state = self.state();
         let mut wait = None;
+        let mut locked_for = |left: Duration| {
+            wait = Some(wait.map_or(left, |w: Duration| w.max(left)));
+        };
         for key in Self::keys(account, ip) {
-            if let Some(e) = state.get(&key) {
+            if let Some(e) = state.entries.get(&key) {
                 let age = now.duration_since(e.start).unwrap_or_default();
                 if age < self.window && e.failures >= self.limit(&key) {
-                    let left = self.window - age;
-                    wait = Some(wait.map_or(left, |w: Duration| w.max(left)));
+                    locked_for(self.window - age);
+                }
+            }
+            if let Some(until) = state.shared.get(&key) {
+                if let Ok(left) = until.duration_since(now) {
+                    locked_for(left);
                 }
             }
         }
@@ -74,15 +120,15 @@ impl Throttle {
 
     pub fn failed(&self, account: &str, ip: Option<IpAddr>) {
         let now = self.clock.now();
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
-        if state.len() >= SWEEP_AT {
+        let mut state = self.state();
+        if state.entries.len() >= SWEEP_AT {
             let window = self.window;
-            state.retain(|_, e| now.duration_since(e.start).unwrap_or_default() < window);
+            state
+                .entries
+                .retain(|_, e| now.duration_since(e.start).unwrap_or_default() < window);
         }
         for key in Self::keys(account, ip) {
-            let e = state.entry(key).or_insert(Entry {
+            let e = state.entries.entry(key.clone()).or_insert(Entry {
                 start: now,
                 failures: 0,
             });
@@ -93,15 +139,84 @@ impl Throttle {
                 };
             }
             e.failures = e.failures.saturating_add(1);
+            // Bounded like `entries`: under a spray, reports are dropped rather than grow.
+            if state.unreported.len() < SWEEP_AT || state.unreported.contains_key(&key) {
+                let n = state.unreported.entry(key).or_insert(0);
+                *n = n.saturating_add(1);
+            }
         }
     }
 
     /// A success clears the account's count (not the address's: one good login from an address
-    /// must not reset a password spray from it).
+    /// must not reset a password spray from it), here and, if it had failures, in the store.
     pub fn succeeded(&self, account: &str) {
-        if let Ok(mut state) = self.state.lock() {
-            state.remove(&Key::Account(account.to_lowercase()));
+        let key = Key::Account(account.to_lowercase());
+        let mut state = self.state();
+        let had_local = state.entries.remove(&key).is_some();
+        let had_shared = state.shared.remove(&key).is_some();
+        state.unreported.remove(&key);
+        if had_local || had_shared {
+            state.cleared.push(key);
         }
+    }
+
+    /// Reports the failures counted since the last call to the store and reads back the keys
+    /// over their limit across every daemon. Called every half second by the engine.
+    pub async fn sync(&self, store: &Store) -> Result<(), StoreError> {
+        let (report, cleared) = {
+            let mut state = self.state();
+            (
+                std::mem::take(&mut state.unreported),
+                std::mem::take(&mut state.cleared),
+            )
+        };
+        let now = self.clock.unix();
+        let window = i64::try_from(self.window.as_secs().max(1)).unwrap_or(i64::MAX);
+        if !report.is_empty() {
+            let counts: Vec<(String, i64)> = report
+                .iter()
+                .map(|(k, n)| (k.stored(), i64::from(*n)))
+                .collect();
+            if let Err(e) = store.add_login_failures(&counts, now, window).await {
+                // Counted again at the next sync: the store may be back by then.
+                let mut state = self.state();
+                for (k, n) in report {
+                    let m = state.unreported.entry(k).or_insert(0);
+                    *m = m.saturating_add(n);
+                }
+                return Err(e);
+            }
+        }
+        for (i, key) in cleared.iter().enumerate() {
+            if let Err(e) = store.clear_login_failures(&key.stored()).await {
+                self.state().cleared.extend(cleared.into_iter().skip(i));
+                return Err(e);
+            }
+        }
+        let locked = store
+            .locked_keys(
+                now,
+                window,
+                i64::from(self.per_account),
+                i64::from(self.per_ip),
+            )
+            .await?;
+        let shared = locked
+            .into_iter()
+            .filter_map(|l| {
+                let until = SystemTime::UNIX_EPOCH
+                    + Duration::from_secs(u64::try_from(l.until).unwrap_or(0));
+                Key::from_stored(&l.key).map(|k| (k, until))
+            })
+            .collect();
+        self.state().shared = shared;
+        Ok(())
+    }
+
+    /// Deletes the store's failures whose window has ended (any daemon may do it).
+    pub async fn purge(&self, store: &Store) -> Result<u64, StoreError> {
+        let window = i64::try_from(self.window.as_secs().max(1)).unwrap_or(i64::MAX);
+        store.purge_login_failures(self.clock.unix(), window).await
     }
 }
 
@@ -140,5 +255,48 @@ mod tests {
         t.succeeded("alice");
         t.failed("alice", None);
         assert!(t.check("alice", None).is_ok());
+    }
+
+    #[tokio::test]
+    async fn failures_add_up_across_daemons_sharing_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/store.db", dir.path().display());
+        let store = Store::open(&url, 2, Duration::from_secs(5)).await.unwrap();
+        let clock = Arc::new(ManualClock::new(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000),
+        ));
+        let a = Throttle::new(3, 100, Duration::from_secs(60), clock.clone());
+        let b = Throttle::new(3, 100, Duration::from_secs(60), clock.clone());
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        // Two failures on each daemon: neither is over 3 on its own.
+        for t in [&a, &b] {
+            t.failed("alice", Some(ip));
+            t.failed("Alice", Some(ip));
+        }
+        assert!(a.check("alice", None).is_ok() && b.check("alice", None).is_ok());
+        for t in [&a, &b, &a] {
+            t.sync(&store).await.unwrap();
+        }
+        // Four in total: locked on both, until the window that began with the first ends.
+        assert_eq!(a.check("alice", None), Err(Duration::from_secs(60)));
+        assert_eq!(b.check("ALICE", None), Err(Duration::from_secs(60)));
+        assert!(a.check("bob", Some(ip)).is_ok());
+        // A success on one daemon clears the account everywhere, after the next syncs.
+        a.succeeded("alice");
+        assert!(a.check("alice", None).is_ok());
+        a.sync(&store).await.unwrap();
+        b.sync(&store).await.unwrap();
+        assert!(b.check("alice", None).is_ok());
+        // Windows end in the store as they do in memory.
+        b.failed("carol", None);
+        b.failed("carol", None);
+        a.failed("carol", None);
+        a.sync(&store).await.unwrap();
+        b.sync(&store).await.unwrap();
+        assert!(b.check("carol", None).is_err());
+        clock.advance(Duration::from_secs(61));
+        b.sync(&store).await.unwrap();
+        assert!(b.check("carol", None).is_ok());
+        assert_eq!(b.purge(&store).await.unwrap(), 2, "carol and the address");
     }
 }

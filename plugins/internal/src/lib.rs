@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod directory;
+pub mod failures;
 pub mod model;
 pub mod sessions;
 pub mod store;

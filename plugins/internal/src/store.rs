@@ -32,6 +32,9 @@ const MIGRATIONS: &[&str] = &[
         token_hash TEXT PRIMARY KEY, account TEXT NOT NULL, created_at BIGINT NOT NULL,
         expires_at BIGINT NOT NULL, revoked_at BIGINT, body TEXT NOT NULL);
      CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires_at)",
+    // Failed logins reported by every daemon sharing the store (`failures.rs`).
+    "CREATE TABLE IF NOT EXISTS login_failures (
+        key TEXT PRIMARY KEY, window_start BIGINT NOT NULL, failures BIGINT NOT NULL)",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -138,6 +138,20 @@ fn two_daemons_share_one_postgres_store() {
         pending.is_empty()
     });
     eprintln!("apply seen by both daemons after {seen:?}");
+
+    // Failed logins add up across the daemons: 5 on each is under the limit of 10 on either,
+    // but 10 in all locks alice on both once they have synced (every 500 ms). Nothing logs in
+    // meanwhile: a success would clear the count.
+    for d in [&a, &b] {
+        for _ in 0..5 {
+            assert_eq!(login(&d.url("/auth/login"), "alice", WRONG_PW).status, 401);
+        }
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for d in [&a, &b] {
+        let r = login(&d.url("/auth/login"), "alice", ALICE_PW);
+        assert_eq!(r.status, 429, "{}", r.body);
+    }
 }
 
 #[test]
