@@ -29,6 +29,24 @@ pub fn validate(c: &Config, file: &str) -> Vec<ConfigError> {
     if c.store.pool_size == 0 {
         err("store.pool-size".into(), "must be at least 1".into());
     }
+    let a = &c.authentication;
+    for (k, n) in [
+        ("max-failures-per-account", a.max_failures_per_account),
+        ("max-failures-per-ip", a.max_failures_per_ip),
+    ] {
+        if n == 0 {
+            err(
+                format!("authentication.{k}"),
+                "must be at least 1 (the failures allowed before attempts are refused)".into(),
+            );
+        }
+    }
+    if a.failure_window.as_secs() == 0 {
+        err(
+            "authentication.failure-window".into(),
+            "must be at least 1s".into(),
+        );
+    }
     if !(c.server.public_url.starts_with("http://") || c.server.public_url.starts_with("https://"))
     {
         err(

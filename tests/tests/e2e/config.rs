@@ -142,6 +142,8 @@ bind = "localhost-ish"
 
 [authentication]
 directories = ["internal", "ghost"]
+max-failures-per-ip = 0
+failure-window = "0s"
 "#,
     )
     .unwrap();
@@ -156,6 +158,8 @@ directories = ["internal", "ghost"]
         "server.public-url",
         "listener[0].bind",
         "authentication.directories[1]",
+        "authentication.max-failures-per-ip",
+        "authentication.failure-window",
     ] {
         assert!(
             stderr.contains(&format!("p.toml: {key}: ")),
