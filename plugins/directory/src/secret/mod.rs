@@ -241,7 +241,7 @@ pub fn verify_with_limits(
 }
 
 /// [`verify`] for several stored values and passwords at once, results in order. SHA-512-crypt
-/// hashes among them are computed together where the CPU allows ([`sha512crypt::verify_many`]);
+/// hashes among them are computed together where the CPU allows (five at a time, on AVX2);
 /// every other value is verified alone, exactly as by [`verify`].
 pub fn verify_batch(items: &[(&str, &[u8])]) -> Vec<Result<bool, SecretError>> {
     let mut results: Vec<Option<Result<bool, SecretError>>> = vec![None; items.len()];
