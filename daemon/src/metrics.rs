@@ -19,6 +19,7 @@ pub struct Metrics {
     pub connections_active: IntGaugeVec,
     pub hash_queue: IntGauge,
     pub hash_batched: IntCounter,
+    pub throttle_locked: IntGaugeVec,
     pub store_generation: IntGauge,
     pub directory_pool: IntGaugeVec,
 }
@@ -143,6 +144,23 @@ impl Metrics {
                     "Password verifications computed together with others (SHA-512-crypt).",
                 )?,
             )?,
+            throttle_locked: {
+                let g = reg(
+                    &r,
+                    IntGaugeVec::new(
+                        Opts::new(
+                            "postern_throttle_locked",
+                            "Accounts and client addresses over their failed-login limit across the daemons sharing the store, at the last sync.",
+                        ),
+                        &["kind"],
+                    )?,
+                )?;
+                // Both series exist from the start, so that dashboards show 0 rather than nothing.
+                for kind in ["account", "address"] {
+                    g.with_label_values(&[kind]).set(0);
+                }
+                g
+            },
             store_generation: gauge(
                 &r,
                 "postern_store_generation",
@@ -217,6 +235,7 @@ mod tests {
             "postern_connections_active",
             "postern_build_info",
             "postern_password_hash_batched_total",
+            "postern_throttle_locked",
         ] {
             assert!(text.contains(name), "{name} missing");
         }

@@ -216,6 +216,11 @@ impl Engine {
                 if let Err(e) = engine.throttle.sync(&engine.store).await {
                     tracing::debug!(error = %e, "failed-login counts not shared this time");
                 }
+                let (accounts, addresses) = engine.throttle.locked();
+                let locked = &engine.metrics.throttle_locked;
+                let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+                locked.with_label_values(&["account"]).set(count(accounts));
+                locked.with_label_values(&["address"]).set(count(addresses));
                 // Every ~10 s: the gauge, and the purge of sessions ended a day ago.
                 if n.is_multiple_of(20) {
                     let now = engine.clock.unix();

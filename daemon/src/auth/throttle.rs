@@ -213,6 +213,17 @@ impl Throttle {
         Ok(())
     }
 
+    /// Accounts and addresses locked across the daemons at the last sync (a gauge).
+    pub fn locked(&self) -> (usize, usize) {
+        let now = self.clock.now();
+        let state = self.state();
+        let live = state.shared.iter().filter(|(_, until)| **until > now);
+        live.fold((0, 0), |(a, i), (k, _)| match k {
+            Key::Account(_) => (a + 1, i),
+            Key::Ip(_) => (a, i + 1),
+        })
+    }
+
     /// Deletes the store's failures whose window has ended (any daemon may do it).
     pub async fn purge(&self, store: &Store) -> Result<u64, StoreError> {
         let window = i64::try_from(self.window.as_secs().max(1)).unwrap_or(i64::MAX);
@@ -280,6 +291,8 @@ mod tests {
         // Four in total: locked on both, until the window that began with the first ends.
         assert_eq!(a.check("alice", None), Err(Duration::from_secs(60)));
         assert_eq!(b.check("ALICE", None), Err(Duration::from_secs(60)));
+        // alice is locked; the address (4 failures of 100) is not.
+        assert_eq!(a.locked(), (1, 0));
         assert!(a.check("bob", Some(ip)).is_ok());
         // A success on one daemon clears the account everywhere, after the next syncs.
         a.succeeded("alice");

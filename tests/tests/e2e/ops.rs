@@ -151,6 +151,11 @@ fn two_daemons_share_one_postgres_store() {
     for d in [&a, &b] {
         let r = login(&d.url("/auth/login"), "alice", ALICE_PW);
         assert_eq!(r.status, 429, "{}", r.body);
+        let metrics = get(&d.url("/metrics"), None).body;
+        assert!(
+            metrics.contains("postern_throttle_locked{kind=\"account\"} 1"),
+            "{metrics}"
+        );
     }
 }
 
@@ -593,6 +598,7 @@ fn grafana_dashboard_queries_only_metrics_the_daemon_exposes() {
         "postern_build_info",
         "postern_hash_queue_depth",
         "postern_password_hash_batched_total",
+        "postern_throttle_locked",
         "postern_store_generation",
     ] {
         assert!(used.contains(family), "no panel uses {family}");
