@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub mod mail;
 pub mod mariadb;
@@ -139,7 +139,7 @@ impl Daemon {
         password: &str,
         done: impl Fn(&Reply) -> bool,
     ) -> Reply {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         loop {
             let r = login(&self.url("/auth/login"), user, password);
             if done(&r) || started.elapsed() > within {
@@ -364,4 +364,48 @@ pub fn run(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// Standard base64 with padding (the tests crate has no base64 dependency).
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// SASL PLAIN's initial response (`\0user\0password`), base64.
+pub fn sasl_plain(user: &str, password: &str) -> String {
+    base64(format!("\0{user}\0{password}").as_bytes())
+}
+
+/// Polls `check` every 50 ms until it holds; returns when the request that first saw it was
+/// sent (so the request's own duration does not count), or fails after `limit`.
+pub fn within(limit: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    loop {
+        let sent = started.elapsed();
+        if check() {
+            return sent;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{what}: not seen within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

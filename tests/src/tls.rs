@@ -194,34 +194,12 @@ impl DovecotTls {
 
     /// `AUTH id PLAIN` for `user`/`password` (marked `secured`); the answer line.
     pub fn auth_plain(&mut self, id: u32, user: &str, password: &str) -> String {
-        let resp = base64(format!("\0{user}\0{password}").as_bytes());
+        let resp = crate::sasl_plain(user, password);
         self.send(&format!(
             "AUTH\t{id}\tPLAIN\tservice=smtp\tsecured\tresp={resp}\n"
         ));
         self.line().expect("an answer to AUTH")
     }
-}
-
-/// Standard base64 with padding (the tests crate has no base64 dependency).
-pub fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// `postern apply` of `provision` (TOML) against the daemon's store, then waits until the

@@ -6,20 +6,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use postern_e2e::*;
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn sockets_passed_by_systemd_are_served_and_left_to_it() {
@@ -79,7 +68,11 @@ bind = "unix:{mux}"
 
     // The sockets exist before Postern runs; the first connection starts it and is answered by
     // it, from the backlog of the socket it was handed.
-    wait_until("systemd-socket-activate listening", || auth.exists());
+    within(
+        Duration::from_secs(20),
+        "systemd-socket-activate listening",
+        || auth.exists(),
+    );
     let mut http = TcpStream::connect(("127.0.0.1", http_port)).expect("connect");
     http.set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout");
@@ -146,10 +139,14 @@ bind = "unix:{mux}"
     )
     .expect("rewrite config");
     run(Command::new("kill").args(["-HUP", &child.id().to_string()]));
-    wait_until("the HTTP listener rebuilt on the passed socket", || {
-        let logs = std::fs::read_to_string(&stderr).unwrap_or_default();
-        logs.matches("on a socket passed by systemd").count() == 3
-    });
+    within(
+        Duration::from_secs(20),
+        "the HTTP listener rebuilt on the passed socket",
+        || {
+            let logs = std::fs::read_to_string(&stderr).unwrap_or_default();
+            logs.matches("on a socket passed by systemd").count() == 3
+        },
+    );
     assert_eq!(
         get(&format!("http://127.0.0.1:{http_port}/healthz"), None).status,
         200

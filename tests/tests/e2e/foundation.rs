@@ -50,18 +50,6 @@ fn apply(d: &Daemon, file: &str) -> std::process::Output {
     )
 }
 
-/// Logs in, retrying for up to `within` while the daemon has not yet seen a change.
-fn login_within(d: &Daemon, user: &str, pw: &str, within: Duration) -> Reply {
-    let start = Instant::now();
-    loop {
-        let r = login(&d.url("/auth/login"), user, pw);
-        if r.status == 200 || start.elapsed() > within {
-            return r;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn expect(
     d: &Daemon,
     user: &str,
@@ -112,7 +100,9 @@ fn scenario(store_url: &str) {
         .to_string();
 
     // The running daemon sees the change within one second.
-    let first = login_within(&d, "alice", "alice-secret-1", Duration::from_secs(1));
+    let first = d.login_until(Duration::from_secs(1), "alice", "alice-secret-1", |r| {
+        r.status == 200
+    });
     assert_eq!(
         first.status, 200,
         "alice not visible within 1 s: {}",

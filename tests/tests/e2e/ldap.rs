@@ -169,29 +169,6 @@ fn ldap_outage_is_503_and_logins_resume_when_it_returns() {
     );
 }
 
-/// SASL PLAIN's initial response, base64 (`\0user\0password`), without a base64 crate.
-fn base64_plain(user: &str, password: &str) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let data = format!("\0{user}\0{password}").into_bytes();
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 fn smtp(o: &std::process::Output) -> String {
     format!(
         "{}{}",
@@ -227,7 +204,7 @@ fn postfix_sasl_with_ldap_users_and_a_temporary_failure() {
     s.stop();
     // The dovecot-auth answer itself: FAIL with the temp flag.
     let mut c = DovecotClient::connect(&d.addr("dovecot-auth"));
-    let resp = base64_plain("alice", "ssha-pw");
+    let resp = sasl_plain("alice", "ssha-pw");
     c.send(&format!(
         "AUTH\t1\tPLAIN\tservice=smtp\trip=127.0.0.1\tresp={resp}\n"
     ));

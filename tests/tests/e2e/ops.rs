@@ -35,23 +35,6 @@ memberOf = ["staff"]
     )
 }
 
-/// Polls `check` every 50 ms until it holds; returns when the request that first saw it was
-/// sent (so the request's own duration does not count), or fails after `limit`.
-fn within(limit: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    loop {
-        let sent = started.elapsed();
-        if check() {
-            return sent;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "{what}: not seen within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn pg_config(url: &str) -> String {
     format!(
         r#"
@@ -383,29 +366,6 @@ bind = "127.0.0.1:{}"
     Daemon::start_in(dir, &config, &[])
 }
 
-fn plain(user: &str, password: &str) -> String {
-    // Tiny base64 (the e2e crate keeps no base64 dependency).
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let raw = format!("\0{user}\0{password}");
-    let mut out = String::new();
-    for chunk in raw.as_bytes().chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(T[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// One success and one failure on http and on dovecot-auth.
 fn four_logins(d: &Daemon) {
     assert_eq!(login(&d.url("/auth/login"), "alice", ALICE_PW).status, 200);
@@ -413,12 +373,12 @@ fn four_logins(d: &Daemon) {
     let mut c = DovecotClient::connect(&d.addr("dovecot-auth"));
     c.send(&format!(
         "AUTH\t1\tPLAIN\tservice=imap\trip=127.0.0.1\tresp={}\n",
-        plain("alice", ALICE_PW)
+        sasl_plain("alice", ALICE_PW)
     ));
     assert_eq!(c.line().as_deref(), Some("OK\t1\tuser=alice"));
     c.send(&format!(
         "AUTH\t2\tPLAIN\tservice=imap\trip=127.0.0.1\tresp={}\n",
-        plain("alice", WRONG_PW)
+        sasl_plain("alice", WRONG_PW)
     ));
     let line = c.line().unwrap_or_default();
     assert!(line.starts_with("FAIL\t2"), "{line}");
@@ -480,8 +440,8 @@ fn json_logs_one_line_per_authentication_without_secrets() {
     for secret in [
         ALICE_PW,
         WRONG_PW,
-        &plain("alice", ALICE_PW),
-        &plain("alice", WRONG_PW),
+        &sasl_plain("alice", ALICE_PW),
+        &sasl_plain("alice", WRONG_PW),
     ] {
         assert!(
             !everything.contains(secret),

@@ -4,7 +4,7 @@
 use std::net::TcpStream;
 
 use postern_e2e::mail::{self, DovecotClient};
-use postern_e2e::tls::{base64, provision, sighup};
+use postern_e2e::tls::{provision, sighup};
 use postern_e2e::*;
 
 const PROVISION: &str = r#"
@@ -15,7 +15,7 @@ roles = "user"
 "#;
 
 fn auth(c: &mut DovecotClient, id: u32) -> String {
-    let resp = base64(b"\0alice\0Alice-reload-pw");
+    let resp = sasl_plain("alice", "Alice-reload-pw");
     c.send(&format!(
         "AUTH\t{id}\tPLAIN\tservice=imap\trip=127.0.0.1\tresp={resp}\n"
     ));

@@ -93,7 +93,7 @@ fn http_and_dovecot_auth_over_tls() {
     );
     // TLS between the mail server and Postern does not make the mail client's connection
     // secure: PLAIN from a remote, unsecured client is still refused.
-    let resp = postern_e2e::tls::base64(format!("\0alice\0{ALICE_PW}").as_bytes());
+    let resp = sasl_plain("alice", ALICE_PW);
     c.send(&format!(
         "AUTH\t3\tPLAIN\tservice=smtp\trip=192.0.2.7\tlip=192.0.2.1\tresp={resp}\n"
     ));
