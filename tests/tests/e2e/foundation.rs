@@ -3,7 +3,7 @@
 //! app passwords, revocation, on SQLite and on a private PostgreSQL.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use postern_e2e::pg::Postgres;
 use postern_e2e::*;
