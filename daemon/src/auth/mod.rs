@@ -137,37 +137,39 @@ impl Engine {
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
-    /// Puts a new chain in force (configuration reload). Logins already walking the old chain
-    /// finish with it; the old directories are dropped when the last of them ends.
-    /// Pool gauges are read at scrape time: a snapshot is only worth what its age is.
-    /// The hash queue gauge and the batched-verification counter, read from the [`Hasher`]
-    /// at scrape time.
-    pub fn refresh_hash_metrics(&self) {
+    /// The gauges read at scrape time (a snapshot is only worth what its age is): directory
+    /// pools, the hash queue, verifications computed in batches, and the accounts and
+    /// addresses locked across daemons as of the last throttle sync.
+    pub fn refresh_gauges(&self) {
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         let m = &self.metrics;
-        m.hash_queue
-            .set(i64::try_from(self.hasher.queued()).unwrap_or(i64::MAX));
-        let batched = u64::try_from(self.hasher.batched()).unwrap_or(u64::MAX);
-        m.hash_batched
-            .inc_by(batched.saturating_sub(m.hash_batched.get()));
-    }
-
-    pub fn refresh_pool_gauges(&self) {
-        let gauge = &self.metrics.directory_pool;
         // A directory removed by a reload must not keep reporting its last value.
-        gauge.reset();
+        m.directory_pool.reset();
         for d in self.directories().iter() {
             for p in d.pools() {
-                let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-                gauge
+                m.directory_pool
                     .with_label_values(&[d.name(), p.pool, "in_use"])
                     .set(count(p.in_use));
-                gauge
+                m.directory_pool
                     .with_label_values(&[d.name(), p.pool, "idle"])
                     .set(count(p.idle));
             }
         }
+        m.hash_queue.set(count(self.hasher.queued()));
+        let batched = u64::try_from(self.hasher.batched()).unwrap_or(u64::MAX);
+        m.hash_batched
+            .inc_by(batched.saturating_sub(m.hash_batched.get()));
+        let (accounts, addresses) = self.throttle.locked();
+        m.throttle_locked
+            .with_label_values(&["account"])
+            .set(count(accounts));
+        m.throttle_locked
+            .with_label_values(&["address"])
+            .set(count(addresses));
     }
 
+    /// Puts a new chain in force (configuration reload). Logins already walking the old chain
+    /// finish with it; the old directories are dropped when the last of them ends.
     pub fn replace_directories(&self, chain: Vec<Arc<dyn Directory>>) {
         let chain = Arc::new(chain);
         match self.directories.write() {
@@ -196,8 +198,9 @@ impl Engine {
     }
 
     /// Keeps the policy current (changes by `postern apply` or another daemon are seen within
-    /// `interval`), refreshes the active-session gauge and purges old sessions. Runs until the
-    /// engine is dropped by everyone else.
+    /// `interval`), shares failed-login counts with the other daemons, refreshes the
+    /// active-session gauge and purges old sessions and failures. Runs until the engine is
+    /// dropped by everyone else.
     pub fn spawn_maintenance(self: &Arc<Self>, interval: Duration) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -207,7 +210,6 @@ impl Engine {
             loop {
                 tick.tick().await;
                 let Some(engine) = weak.upgrade() else { break };
-                engine.metrics.hash_queue.set(engine.hasher.queued() as i64);
                 if let Err(e) = engine.reload_if_changed().await {
                     tracing::warn!(error = %e, "directory model reload failed; keeping the current one");
                 }
@@ -216,11 +218,6 @@ impl Engine {
                 if let Err(e) = engine.throttle.sync(&engine.store).await {
                     tracing::debug!(error = %e, "failed-login counts not shared this time");
                 }
-                let (accounts, addresses) = engine.throttle.locked();
-                let locked = &engine.metrics.throttle_locked;
-                let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-                locked.with_label_values(&["account"]).set(count(accounts));
-                locked.with_label_values(&["address"]).set(count(addresses));
                 // Every ~10 s: the gauge, and the purge of sessions ended a day ago.
                 if n.is_multiple_of(20) {
                     let now = engine.clock.unix();

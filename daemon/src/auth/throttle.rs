@@ -171,7 +171,7 @@ impl Throttle {
             )
         };
         let now = self.clock.unix();
-        let window = i64::try_from(self.window.as_secs().max(1)).unwrap_or(i64::MAX);
+        let window = self.window_secs();
         if !report.is_empty() {
             let counts: Vec<(String, i64)> = report
                 .iter()
@@ -213,6 +213,11 @@ impl Throttle {
         Ok(())
     }
 
+    /// The window in whole seconds, as the store counts it.
+    fn window_secs(&self) -> i64 {
+        i64::try_from(self.window.as_secs().max(1)).unwrap_or(i64::MAX)
+    }
+
     /// Accounts and addresses locked across the daemons at the last sync (a gauge).
     pub fn locked(&self) -> (usize, usize) {
         let now = self.clock.now();
@@ -226,8 +231,9 @@ impl Throttle {
 
     /// Deletes the store's failures whose window has ended (any daemon may do it).
     pub async fn purge(&self, store: &Store) -> Result<u64, StoreError> {
-        let window = i64::try_from(self.window.as_secs().max(1)).unwrap_or(i64::MAX);
-        store.purge_login_failures(self.clock.unix(), window).await
+        store
+            .purge_login_failures(self.clock.unix(), self.window_secs())
+            .await
     }
 }
 

@@ -23,8 +23,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    state.engine.refresh_pool_gauges();
-    state.engine.refresh_hash_metrics();
+    state.engine.refresh_gauges();
     (
         [(
             header::CONTENT_TYPE,

@@ -269,11 +269,6 @@ pub fn verify_batch(items: &[(&str, &[u8])]) -> Vec<Result<bool, SecretError>> {
         .collect()
 }
 
-/// Whether [`verify_batch`] gains anything over [`verify`] for this stored value on this CPU.
-fn batches(stored: &str) -> bool {
-    multibuffer::available() && matches!(identify(stored), Ok(Scheme::Sha512Crypt))
-}
-
 /// The parsed `$6$` string of a SHA-512-crypt value in any wrapper, checked against `limits`;
 /// `None` for every other scheme (and for values that do not resolve at all).
 fn sha512_crypt<'a>(

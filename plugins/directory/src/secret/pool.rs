@@ -8,8 +8,9 @@ use zeroize::Zeroizing;
 
 use crate::DirectoryError;
 
-use super::queue::{work_loop, Closer, CryptJob, Pending, Queue, Task, Work};
-use super::{batches, dummy_hash, hash_password, identify, verify, Scheme, SecretError};
+use super::multibuffer;
+use super::queue::{work_loop, Closer, CryptJob, Job, Pending, Queue, Task};
+use super::{dummy_hash, hash_password, identify, verify, Scheme, SecretError};
 
 /// What [`Hasher::check`] found.
 #[derive(Debug, PartialEq, Eq)]
@@ -107,8 +108,18 @@ impl Hasher {
         stored: String,
         password: Zeroizing<Vec<u8>>,
     ) -> Result<bool, SecretError> {
+        self.verify_scheme(stored, password).await.map(|(ok, _)| ok)
+    }
+
+    /// [`Hasher::verify`], with the scheme of the stored value.
+    async fn verify_scheme(
+        &self,
+        stored: String,
+        password: Zeroizing<Vec<u8>>,
+    ) -> Result<(bool, Scheme), SecretError> {
         let scheme = identify(&stored)?;
-        let result = if self.workers > 0 && batches(&stored) {
+        let batched = scheme == Scheme::Sha512Crypt && multibuffer::available();
+        let result = if self.workers > 0 && batched {
             self.run_crypt(stored, password).await
         } else {
             self.run(move || verify(&stored, &password)).await
@@ -116,21 +127,22 @@ impl Hasher {
         if let Some(observer) = &self.observer {
             observer(scheme.label());
         }
-        result
+        result.map(|ok| (ok, scheme))
     }
 
     /// [`Hasher::verify`] as a directory needs it: a verification that could not run is an
     /// outage (`DirectoryError::Unavailable`), never a wrong password; a stored value that
     /// cannot be verified comes back for the directory to log with its own context. A value
-    /// that could be verified becomes this directory's decoy for [`Hasher::burn`].
+    /// that could be verified becomes this directory's decoy for [`Hasher::burn`]: the value
+    /// itself (a hash, which the directory returned anyway), except a cleartext `{PLAIN}`
+    /// password, which is not kept beyond its login (a fixed cleartext value costs the same).
     pub async fn check(&self, stored: String, password: &str) -> Result<Verdict, DirectoryError> {
-        let decoy = decoy_for(&stored);
-        let verdict = match self
-            .verify(stored, Zeroizing::new(password.as_bytes().to_vec()))
+        let decoy = Zeroizing::new(stored.clone());
+        let (matched, scheme) = match self
+            .verify_scheme(stored, Zeroizing::new(password.as_bytes().to_vec()))
             .await
         {
-            Ok(true) => Verdict::Match,
-            Ok(false) => Verdict::Mismatch,
+            Ok(answer) => answer,
             Err(SecretError::TaskFailed) => {
                 return Err(DirectoryError::Unavailable(
                     "password verification failed".into(),
@@ -138,8 +150,16 @@ impl Hasher {
             }
             Err(e) => return Ok(Verdict::Unverifiable(e)),
         };
+        let decoy = match scheme {
+            Scheme::Plain => Zeroizing::new("{PLAIN}postern-decoy".to_string()),
+            _ => decoy,
+        };
         *self.decoy.lock().unwrap_or_else(PoisonError::into_inner) = Some(decoy);
-        Ok(verdict)
+        Ok(if matched {
+            Verdict::Match
+        } else {
+            Verdict::Mismatch
+        })
     }
 
     /// The work of one real verification, spent on `password` and thrown away, so that an
@@ -195,7 +215,7 @@ impl Hasher {
             drop(pending);
             let _ = reply.send(result);
         });
-        if !self.queue.push(Work::Task(job)) {
+        if !self.queue.push(Job::Task(job)) {
             return Err(SecretError::TaskFailed);
         }
         answer.await.map_err(|_| SecretError::TaskFailed)?
@@ -214,19 +234,9 @@ impl Hasher {
             reply,
             pending: Pending::new(&self.pending),
         };
-        if !self.queue.push(Work::Crypt(vec![job])) {
+        if !self.queue.push(Job::Crypt(job)) {
             return Err(SecretError::TaskFailed);
         }
         answer.await.map_err(|_| SecretError::TaskFailed)?
     }
-}
-
-/// The decoy a stored value leaves: the value itself (a hash, which is what the directory
-/// returned anyway), except a cleartext `{PLAIN}` password, which is not kept beyond its
-/// login: a fixed cleartext value costs the same to compare.
-fn decoy_for(stored: &str) -> Zeroizing<String> {
-    Zeroizing::new(match identify(stored) {
-        Ok(Scheme::Plain) => "{PLAIN}postern-decoy".to_string(),
-        _ => stored.to_string(),
-    })
 }

@@ -21,7 +21,13 @@ pub(super) struct CryptJob {
     pub pending: Pending,
 }
 
-/// What goes into the queue, and what a thread takes from it.
+/// One job going into the queue.
+pub(super) enum Job {
+    Task(Task),
+    Crypt(CryptJob),
+}
+
+/// What a thread takes from the queue.
 pub(super) enum Work {
     Task(Task),
     Crypt(Vec<CryptJob>),
@@ -50,7 +56,7 @@ impl Queue {
     }
 
     /// Queues a job; `false` once the queue is closed.
-    pub fn push(&self, job: Work) -> bool {
+    pub fn push(&self, job: Job) -> bool {
         let mut jobs = self.lock();
         if jobs.closed {
             return false;
@@ -58,8 +64,8 @@ impl Queue {
         let n = jobs.arrivals;
         jobs.arrivals += 1;
         match job {
-            Work::Task(task) => jobs.tasks.push_back((n, task)),
-            Work::Crypt(crypt) => jobs.crypt.extend(crypt.into_iter().map(|c| (n, c))),
+            Job::Task(task) => jobs.tasks.push_back((n, task)),
+            Job::Crypt(crypt) => jobs.crypt.push_back((n, crypt)),
         }
         drop(jobs);
         self.ready.notify_one();
