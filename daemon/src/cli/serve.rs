@@ -11,8 +11,8 @@ use crate::auth::Engine;
 use crate::config::{find_source, Config, Source};
 use crate::runtime;
 use listeners::{Listeners, StartError};
-use postern_internal::apply::{apply, Validator};
-use postern_internal::model::{Account, Provision, RoleSet};
+use postern_internal::input::{AccountInput, Password, Provision};
+use postern_internal::model::RoleSet;
 
 pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
     let source = find_source(config.as_deref());
@@ -36,7 +36,7 @@ pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
             config.server.state_dir.display()
         ))
     })?;
-    let engine = runtime::engine(&config, runtime::system_clock()).await?;
+    let (engine, chains) = runtime::engine_and_chains(&config, runtime::system_clock()).await?;
     first_start(&engine).await?;
 
     let mut listeners = Listeners::new(engine.clone(), config.auth_http.clone());
@@ -54,7 +54,7 @@ pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
 
     let mut config = config;
     while let Signal::Reload = signals.next().await {
-        reload(&source, &mut config, &engine, &mut listeners).await;
+        reload(&source, &mut config, &engine, &chains, &mut listeners).await;
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     tracing::info!("stopping: no new connections; letting requests in flight finish");
@@ -70,6 +70,7 @@ async fn reload(
     source: &Source,
     config: &mut Config,
     engine: &Arc<Engine>,
+    chains: &runtime::ChainBuilder,
     listeners: &mut Listeners,
 ) {
     let mut reloading = vec![sd_notify::NotifyState::Reloading];
@@ -85,7 +86,7 @@ async fn reload(
                 "configuration reload refused; the running configuration stays in force"
             );
         }
-        Ok(new) => match runtime::directories(&new, &engine.store, &engine.hasher) {
+        Ok(new) => match chains.build(&new) {
             Err(e) => {
                 tracing::error!(error = %e, "configuration reload refused; the running configuration stays in force")
             }
@@ -220,7 +221,6 @@ impl Signals {
 /// its password once (generated, or `POSTERN_ADMIN_PASSWORD`).
 async fn first_start(engine: &Arc<Engine>) -> Result<(), Failure> {
     let count = engine
-        .store
         .count_accounts()
         .await
         .map_err(|e| Failure::runtime(format!("store: {e}")))?;
@@ -230,26 +230,23 @@ async fn first_start(engine: &Arc<Engine>) -> Result<(), Failure> {
     let (password, generated) = match std::env::var("POSTERN_ADMIN_PASSWORD") {
         Ok(p) if !p.is_empty() => (zeroize::Zeroizing::new(p), false),
         _ => (
-            zeroize::Zeroizing::new(
-                postern_internal::sessions::generate_token()[4..28].to_string(),
-            ),
+            zeroize::Zeroizing::new(postern_internal::tokens::generate_token()[4..28].to_string()),
             true,
         ),
     };
-    let mut admin: Account = serde_json::from_value(serde_json::json!({"name": "admin"}))
-        .map_err(|e| Failure::runtime(e.to_string()))?;
-    admin.roles = Some(RoleSet::Admin);
-    admin.description = "Administrator created at first start".into();
-    admin.password = Some(password.to_string());
+    let admin = AccountInput {
+        name: "admin".into(),
+        description: "Administrator created at first start".into(),
+        password: Some(Password::new(password.as_str())),
+        roles: Some(RoleSet::Admin),
+        ..AccountInput::default()
+    };
     let file = Provision {
         account: vec![admin],
         ..Provision::default()
     };
-    let validator = Validator {
-        is_permission: &crate::authz::is_permission,
-        check_credential: &super::apply::check_credential,
-    };
-    apply(&engine.store, &file, &validator, &engine.hasher)
+    engine
+        .provision(&file)
         .await
         .map_err(|e| Failure::runtime(format!("creating the admin account: {e}")))?;
     if generated {

@@ -23,13 +23,12 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    state.engine.refresh_gauges();
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.engine.metrics.render(),
+        state.engine.render_metrics(),
     )
         .into_response()
 }

@@ -10,12 +10,12 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
-use postern_directory::Secret;
+use postern_directory::Credential;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::{ApiError, AppState, ClientAddr};
-use crate::auth::{Frontend, LoginError, PasswordAttempt};
+use crate::auth::{Frontend, LoginError, Mechanism, PasswordAttempt};
 
 /// The client's IP, when the connection has one (TCP).
 pub struct ClientIp(pub Option<IpAddr>);
@@ -89,19 +89,19 @@ pub async fn login(
     let (username, password, mechanism) = match basic(&headers) {
         Some(creds) => {
             let (u, p) = creds?;
-            (u, p, "basic")
+            (u, p, Mechanism::Basic)
         }
         None => {
             let parsed: LoginBody = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
-            (parsed.username, parsed.password, "password")
+            (parsed.username, parsed.password, Mechanism::Password)
         }
     };
     let attempt = PasswordAttempt {
         frontend: Frontend::Http,
         mechanism,
         username: &username,
-        password: Secret::Password(password),
+        password: Credential::Password(password),
         service: "http",
         remote_ip: ip,
     };

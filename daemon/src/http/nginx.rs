@@ -14,14 +14,14 @@ use std::net::SocketAddr;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use postern_directory::Secret;
+use postern_directory::Credential;
 use postern_protocols::nginx::{parse_request, AuthMethod, MailProtocol, Reply};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::AppState;
-use crate::auth::{Frontend, LoginError, PasswordAttempt};
+use crate::auth::{Frontend, LoginError, Mechanism, PasswordAttempt};
 use crate::config::AuthHttpConfig;
 
 /// Seconds nginx waits before letting the client retry after a failure.
@@ -132,9 +132,9 @@ async fn answer(state: &AppState, settings: &NginxSettings, headers: &HeaderMap)
         .engine
         .login(PasswordAttempt {
             frontend: Frontend::Nginx,
-            mechanism: "plain",
+            mechanism: Mechanism::Plain,
             username: &request.user,
-            password: Secret::password(request.password.as_str()),
+            password: Credential::password(request.password.as_str()),
             service: protocol.as_str(),
             remote_ip: Some(request.client_ip),
         })

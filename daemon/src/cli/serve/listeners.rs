@@ -96,11 +96,7 @@ impl Listeners {
             group: l.group.clone(),
         };
         let label = label(l.protocol);
-        let gauge = self
-            .engine
-            .metrics
-            .connections_active
-            .with_label_values(&[label]);
+        let gauge = self.engine.connections_gauge(label);
         let listener = Listener::bind(&l.bind, &unix, tls, l.max_connections, gauge).await?;
         let address = listener.local_addr();
         let scheme = if certs.is_some() { " (TLS)" } else { "" };
