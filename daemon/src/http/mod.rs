@@ -1,9 +1,12 @@
 //! The HTTP front-end (axum): logins, sessions, health, metrics.
 
+pub mod cookie;
 mod error;
+pub mod forwarded;
 mod health;
 mod login;
 pub mod nginx;
+mod oauth_error;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +21,7 @@ use crate::config::AuthHttpConfig;
 use crate::net::Listener;
 
 pub use error::ApiError;
+pub use oauth_error::{OAuthError, OAuthErrorCode};
 
 /// Bodies larger than this are refused with 413 before they are read in full.
 pub const MAX_BODY: usize = 64 * 1024;
