@@ -220,3 +220,40 @@ fn sighup_puts_new_auth_http_backends_in_force_on_the_running_listener() {
     assert_eq!(header(&after, "auth-status"), Some("OK"), "{after:?}");
     assert_eq!(header(&after, "auth-port"), Some("2143"), "{after:?}");
 }
+
+/// `POST /auth/login` as alice through a proxy that says the client is 203.0.113.9.
+fn forwarded_login(http: u16) {
+    let body = r#"{"username":"alice","password":"Alice-reload-pw"}"#;
+    let r = ureq::post(&format!("http://127.0.0.1:{http}/auth/login"))
+        .set("Content-Type", "application/json")
+        .set("X-Forwarded-For", "198.51.100.1, 203.0.113.9")
+        .send_string(body)
+        .expect("login");
+    assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn sighup_puts_new_trusted_proxies_in_force() {
+    let http = free_port();
+    let d = Daemon::start(&config(http, &[], ""), &[]);
+    provision(&d, PROVISION);
+    // Nobody trusted (the default): the forwarded address is ignored.
+    forwarded_login(http);
+    let logs = d.logs();
+    assert!(logs.contains("client=127.0.0.1"), "{logs}");
+    assert!(!logs.contains("203.0.113.9"), "{logs}");
+
+    std::fs::write(
+        &d.config,
+        config(http, &[], "trusted-proxies = [\"127.0.0.1/32\"]"),
+    )
+    .unwrap();
+    let logs = sighup(&d);
+    assert!(logs.contains("configuration reloaded"), "{logs}");
+    assert!(!logs.contains("listener removed or changed"), "{logs}");
+    forwarded_login(http);
+    // The right-most untrusted hop is the client; what it wrote itself further left is not.
+    let logs = d.logs();
+    assert!(logs.contains("client=203.0.113.9"), "{logs}");
+    assert!(!logs.contains("198.51.100.1"), "{logs}");
+}
