@@ -98,9 +98,10 @@ async fn reload(
                 for key in restart_only(config, &new) {
                     tracing::warn!(key, "changed setting takes effect only after a restart");
                 }
+                // First, so that an HTTP listener the reconciliation binds starts with them.
+                http.replace(http_settings);
                 listeners.reconcile(&new).await;
                 engine.replace_directories(chain);
-                http.replace(http_settings);
                 *config = new;
                 tracing::info!("configuration reloaded");
             }
