@@ -54,6 +54,14 @@ pub fn validate(c: &Config, file: &str) -> Vec<ConfigError> {
             "must be an http:// or https:// URL".into(),
         );
     }
+    for (i, proxy) in c.server.trusted_proxies.iter().enumerate() {
+        if crate::auth::parse_network(proxy.trim()).is_none() {
+            err(
+                format!("server.trusted-proxies[{i}]"),
+                format!("{proxy:?} is not an address or a network (CIDR)"),
+            );
+        }
+    }
 
     let mut binds = BTreeSet::new();
     for (i, l) in c.listener.iter().enumerate() {

@@ -6,7 +6,8 @@
 //! `Auth-Wait: 3` (so nginx lets the client retry) until the 10th attempt, after which nginx
 //! closes the connection; outages, broken accounts and a missing backend are temporary failures.
 //!
-//! The `[auth-http]` settings travel in the router's state, built from the configuration.
+//! The `[auth-http]` settings are part of the router's [`super::HttpSettings`], swapped whole
+//! on SIGHUP: a reload that changes them is in force on the running listeners.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -77,8 +78,8 @@ impl NginxSettings {
 }
 
 pub async fn auth(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let settings = state.nginx.clone();
-    answer(&state, &settings, &headers).await
+    let settings = state.settings();
+    answer(&state, &settings.nginx, &headers).await
 }
 
 async fn answer(state: &AppState, settings: &NginxSettings, headers: &HeaderMap) -> Response {
@@ -233,6 +234,11 @@ mod tests {
         h
     }
 
+    fn test_state(engine: std::sync::Arc<crate::auth::Engine>) -> AppState {
+        let settings = crate::http::HttpSettings::from_config(&Default::default()).unwrap();
+        AppState::new(engine, settings)
+    }
+
     fn get<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
         r.headers().get(name).and_then(|v| v.to_str().ok())
     }
@@ -240,10 +246,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn answers_nginx() {
         let (_dir, engine) = testkit::engine().await;
-        let state = AppState {
-            engine,
-            nginx: std::sync::Arc::new(NginxSettings::from_config(&Default::default())),
-        };
+        let state = test_state(engine);
         let s = config(None);
         let r = answer(&state, &s, &request("alice", PASSWORD, "imap", 1)).await;
         assert_eq!(r.status(), StatusCode::OK);
@@ -288,10 +291,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn shared_secret_is_required_when_configured() {
         let (_dir, engine) = testkit::engine().await;
-        let state = AppState {
-            engine,
-            nginx: std::sync::Arc::new(NginxSettings::from_config(&Default::default())),
-        };
+        let state = test_state(engine);
         let s = config(Some("s3cret"));
         let mut h = request("alice", PASSWORD, "imap", 1);
         assert_eq!(
