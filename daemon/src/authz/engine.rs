@@ -7,7 +7,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use postern_internal::model::{
-    Account, AuthDefaults, CredentialScope, Mode, Permissions, RoleSet, ScopeMode,
+    Account, AuthDefaults, CredentialScope, Mode, Permissions, Role, RoleSet, ScopeMode,
 };
 use postern_internal::Snapshot;
 
@@ -143,51 +143,7 @@ impl Policy {
     /// Compiles a snapshot; the error lists every object with unknown permission names.
     pub fn compile(s: &Snapshot) -> Result<Policy, Vec<String>> {
         let mut errors = Vec::new();
-        let mut roles = HashMap::new();
-        for builtin in ["user", "admin", "tenant-admin"] {
-            let enabled = PermSet::builtin(builtin).unwrap_or_default();
-            roles.insert(
-                builtin.to_string(),
-                CRole {
-                    role_ids: Vec::new(),
-                    own: Pair {
-                        enabled,
-                        disabled: PermSet::EMPTY,
-                    },
-                },
-            );
-        }
-        for r in &s.roles {
-            if roles.contains_key(&r.id) {
-                errors.push(format!(
-                    "role {:?}: a built-in role cannot be redefined",
-                    r.id
-                ));
-                continue;
-            }
-            let e = PermSet::from_names(&r.enabled_permissions);
-            let d = PermSet::from_names(&r.disabled_permissions);
-            match (e, d) {
-                (Ok(enabled), Ok(disabled)) => {
-                    roles.insert(
-                        r.id.clone(),
-                        CRole {
-                            role_ids: r.role_ids.clone(),
-                            own: Pair { enabled, disabled },
-                        },
-                    );
-                }
-                (e, d) => errors.push(format!(
-                    "role {:?}: unknown permissions {:?}",
-                    r.id,
-                    e.err()
-                        .into_iter()
-                        .chain(d.err())
-                        .flatten()
-                        .collect::<Vec<_>>()
-                )),
-            }
-        }
+        let roles = compile_roles(&s.roles, &mut errors);
         let mut groups = HashMap::new();
         for g in &s.groups {
             match Spec::compile(&g.permissions) {
@@ -389,4 +345,54 @@ impl Scope {
             ScopeMode::Replace => self.list.intersect(effective),
         }
     }
+}
+
+/// The built-in roles with their sets from `data/permissions.tsv`, then the stored ones.
+fn compile_roles(stored: &[Role], errors: &mut Vec<String>) -> HashMap<String, CRole> {
+    let mut roles = HashMap::new();
+    for builtin in ["user", "admin", "tenant-admin"] {
+        let enabled = PermSet::builtin(builtin).unwrap_or_default();
+        roles.insert(
+            builtin.to_string(),
+            CRole {
+                role_ids: Vec::new(),
+                own: Pair {
+                    enabled,
+                    disabled: PermSet::EMPTY,
+                },
+            },
+        );
+    }
+    for r in stored {
+        if roles.contains_key(&r.id) {
+            errors.push(format!(
+                "role {:?}: a built-in role cannot be redefined",
+                r.id
+            ));
+            continue;
+        }
+        let e = PermSet::from_names(&r.enabled_permissions);
+        let d = PermSet::from_names(&r.disabled_permissions);
+        match (e, d) {
+            (Ok(enabled), Ok(disabled)) => {
+                roles.insert(
+                    r.id.clone(),
+                    CRole {
+                        role_ids: r.role_ids.clone(),
+                        own: Pair { enabled, disabled },
+                    },
+                );
+            }
+            (e, d) => errors.push(format!(
+                "role {:?}: unknown permissions {:?}",
+                r.id,
+                e.err()
+                    .into_iter()
+                    .chain(d.err())
+                    .flatten()
+                    .collect::<Vec<_>>()
+            )),
+        }
+    }
+    roles
 }
