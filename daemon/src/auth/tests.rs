@@ -3,6 +3,7 @@
 use postern_directory::{Credential, Identity, Matched, PrincipalType};
 
 use super::*;
+use crate::authz::Service;
 use crate::frontend::testkit::{self, PASSWORD};
 
 fn attempt<'a>(user: &'a str, password: &str) -> PasswordAttempt<'a> {
@@ -11,7 +12,7 @@ fn attempt<'a>(user: &'a str, password: &str) -> PasswordAttempt<'a> {
         mechanism: Mechanism::Password,
         username: user,
         password: Credential::password(password),
-        service: "http",
+        service: Service::HTTP,
         remote_ip: None,
     }
 }
@@ -58,7 +59,7 @@ async fn a_proven_identity_is_recorded_and_evaluated_like_a_login() {
             mechanism: Mechanism::Oidc,
             directory: "corp",
             identity: &identity,
-            service: "http",
+            service: Service::HTTP,
             remote_ip: None,
         })
         .await

@@ -170,6 +170,11 @@ pub struct ListenerConfig {
     /// Offer PLAIN/LOGIN on connections the client did not mark `secured`.
     #[serde(default)]
     pub allow_plaintext: bool,
+    /// Service names (dovecot-auth `service=`, saslauthd's service) allowed beside the known
+    /// ones (imap, pop3, smtp, submission, sieve and their variants); they require
+    /// `authenticate` only. Any other name is refused.
+    #[serde(default)]
+    pub services: Vec<String>,
     /// Connections open at once on this listener.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
@@ -213,6 +218,7 @@ impl ListenerConfig {
             group: None,
             mechanisms: default_mechanisms(),
             allow_plaintext: false,
+            services: Vec::new(),
             max_connections: default_max_connections(),
             idle_timeout: default_idle(),
             tls_handshake_timeout: None,

@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 
 use super::AppState;
 use crate::auth::{Frontend, LoginError, Mechanism, PasswordAttempt};
+use crate::authz::Service;
 use crate::config::AuthHttpConfig;
 
 /// Seconds nginx waits before letting the client retry after a failure.
@@ -136,7 +137,8 @@ async fn answer(state: &AppState, settings: &NginxSettings, headers: &HeaderMap)
             mechanism: Mechanism::Plain,
             username: &request.user,
             password: Credential::password(request.password.as_str()),
-            service: protocol.as_str(),
+            // nginx's protocols are all known services.
+            service: Service::resolve(protocol.as_str(), &[]).unwrap_or(Service::HTTP),
             remote_ip: Some(request.client_ip),
         })
         .await;

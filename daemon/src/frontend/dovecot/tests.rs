@@ -82,6 +82,7 @@ fn settings() -> Settings {
             .map(String::from)
             .to_vec(),
         allow_plaintext: false,
+        services: Vec::new(),
         idle_timeout: Duration::from_secs(30),
     }
 }
@@ -382,7 +383,7 @@ async fn bearer_mechanisms_take_session_tokens() {
         mechanism: Mechanism::Password,
         username: "alice",
         password: Credential::password(PASSWORD),
-        service: "http",
+        service: crate::authz::Service::HTTP,
         remote_ip: None,
     };
     let principal = engine.login(attempt).await.expect("login");
