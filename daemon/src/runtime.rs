@@ -37,7 +37,9 @@ impl BuildError {
 }
 
 pub async fn open_store(config: &Config) -> Result<Store, BuildError> {
-    let url = config.store_url().map_err(BuildError::Config)?;
+    let url = config
+        .store_url()
+        .map_err(|e| BuildError::Config(e.to_string()))?;
     Ok(Store::open(&url, config.store.pool_size, config.store.timeout).await?)
 }
 

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use postern_directory::Secret;
+use postern_directory::{read_secret_file, Secret};
 use postern_protocols::nginx::{parse_request, AuthMethod, MailProtocol, Reply};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -55,13 +55,10 @@ impl NginxSettings {
         }
         let shared_secret = match (&c.shared_secret, &c.shared_secret_file) {
             (Some(s), _) => Some(Zeroizing::new(s.clone())),
-            (None, Some(path)) => match std::fs::read_to_string(path) {
-                Ok(s) => Some(Zeroizing::new(s.trim().to_string())),
+            (None, Some(path)) => match read_secret_file("shared-secret-file", path) {
+                Ok(s) => Some(s),
                 Err(e) => {
-                    broken = Some(format!(
-                        "auth-http.shared-secret-file: cannot read {}: {e}",
-                        path.display()
-                    ));
+                    broken = Some(e.prefixed("auth-http").to_string());
                     // Fail closed: no request can match an unknown secret.
                     Some(Zeroizing::new(String::new()))
                 }
