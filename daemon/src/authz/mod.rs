@@ -7,7 +7,7 @@ pub mod permissions;
 mod tests;
 
 pub use engine::{AuthzError, Grant, Pair, Policy, Scope, Spec, Subject};
-pub use permissions::{is_permission, PermSet, Permission};
+pub use permissions::{is_permission, permission_hint, PermSet, Permission};
 
 /// The permission a front-end requires beside `authenticate` for a SASL `service`, if any.
 pub fn service_permission(service: &str) -> Option<Permission> {
