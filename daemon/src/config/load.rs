@@ -157,3 +157,57 @@ fn segments(key: &str) -> Vec<Segment<'_>> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_paths_split_as_written() {
+        let names = |key| {
+            segments(key)
+                .into_iter()
+                .map(|s| match s {
+                    Segment::Key(k) => k.to_string(),
+                    Segment::Index(i) => format!("#{i}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names("listener[0].tls.cert"),
+            ["listener", "#0", "tls", "cert"]
+        );
+        assert_eq!(
+            names("authentication.directories[1]"),
+            ["authentication", "directories", "#1"]
+        );
+        assert_eq!(names("a[1][2].b"), ["a", "#1", "#2", "b"]);
+        assert_eq!(names("directory.corp"), ["directory", "corp"]);
+    }
+
+    #[test]
+    fn problems_name_the_file_or_the_variable() {
+        let figment = Figment::new()
+            .merge(Toml::string(
+                "[store]\npool-size = 0\n[[listener]]\nprotocol = \"http\"\nbind = \"x\"\n",
+            ))
+            .merge(figment::providers::Serialized::default(
+                "server.public-url",
+                "ftp://x",
+            ));
+        let tree = figment.find_value("").unwrap();
+        assert_eq!(origin(&figment, &tree, "store.pool-size"), None);
+        assert_eq!(origin(&figment, &tree, "listener[0].bind"), None);
+        assert_eq!(origin(&figment, &tree, "nothing.here"), None);
+        // Only the environment provider names a variable; other layers count as the file.
+        assert_eq!(origin(&figment, &tree, "server.public-url"), None);
+    }
+
+    #[test]
+    fn the_embedded_default_is_valid() {
+        if std::env::vars().any(|(k, _)| k.starts_with("POSTERN_") && k.contains("__")) {
+            return; // configuration from the environment of whoever runs the tests
+        }
+        assert_eq!(load(&Source::Embedded), Ok(Config::default()));
+    }
+}
