@@ -9,7 +9,7 @@ use postern_directory::Directory;
 use postern_internal::{InternalDirectory, Store, StoreError};
 
 use crate::auth::clock::{Clock, SystemClock};
-use crate::auth::{Engine, EngineError, EngineOptions};
+use crate::auth::{Engine, EngineError, EngineOptions, Link};
 use crate::config::{Config, DirectoryConfig};
 use crate::metrics::Metrics;
 
@@ -36,11 +36,14 @@ impl BuildError {
     }
 }
 
+/// The store with the engine's rules: every write checks permission names against the table
+/// of `data/permissions.tsv` and credentials' dates and networks.
 pub async fn open_store(config: &Config) -> Result<Store, BuildError> {
     let url = config
         .store_url()
         .map_err(|e| BuildError::Config(e.to_string()))?;
-    Ok(Store::open(&url, config.store.pool_size, config.store.timeout).await?)
+    let store = Store::open(&url, config.store.pool_size, config.store.timeout).await?;
+    Ok(store.with_rules(crate::auth::store_rules()))
 }
 
 pub fn hasher(config: &Config, metrics: Option<&Metrics>) -> Hasher {
@@ -71,14 +74,14 @@ pub fn directories(
     config: &Config,
     store: &Store,
     hasher: &Hasher,
-) -> Result<Vec<Arc<dyn Directory>>, BuildError> {
-    let mut chain: Vec<Arc<dyn Directory>> = Vec::new();
+) -> Result<Vec<Link>, BuildError> {
+    let mut chain = Vec::new();
     for name in &config.authentication.directories {
-        if name == "internal" {
-            chain.push(Arc::new(InternalDirectory::new(
+        if name == INTERNAL {
+            chain.push(Link::Internal(Arc::new(InternalDirectory::new(
                 store.clone(),
                 hasher.scoped(),
-            )));
+            ))));
             continue;
         }
         let directory: Arc<dyn Directory> = match config.directory.get(name) {
@@ -103,16 +106,44 @@ pub fn directories(
                 )))
             }
         };
-        chain.push(directory);
+        chain.push(Link::External(directory));
     }
     Ok(chain)
 }
 
+/// The name `[authentication] directories` gives the internal store's directory.
+pub const INTERNAL: &str = "internal";
+
+/// What a reload needs to build a new chain: the store and hasher the engine was built with.
+#[derive(Clone)]
+pub struct ChainBuilder {
+    store: Store,
+    hasher: Hasher,
+}
+
+impl ChainBuilder {
+    pub fn build(&self, config: &Config) -> Result<Vec<Link>, BuildError> {
+        directories(config, &self.store, &self.hasher)
+    }
+}
+
 pub async fn engine(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Engine>, BuildError> {
+    Ok(engine_and_chains(config, clock).await?.0)
+}
+
+/// The engine, and the builder a reload uses for new directory chains.
+pub async fn engine_and_chains(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<(Arc<Engine>, ChainBuilder), BuildError> {
     let metrics = Metrics::new()?;
     let store = open_store(config).await?;
     let hasher = hasher(config, Some(&metrics));
     let chain = directories(config, &store, &hasher)?;
+    let builder = ChainBuilder {
+        store: store.clone(),
+        hasher: hasher.clone(),
+    };
     let engine = Engine::new(
         store,
         chain,
@@ -127,7 +158,7 @@ pub async fn engine(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Engine
         },
     )
     .await?;
-    Ok(Arc::new(engine))
+    Ok((Arc::new(engine), builder))
 }
 
 pub fn system_clock() -> Arc<dyn Clock> {

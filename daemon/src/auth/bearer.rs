@@ -9,14 +9,14 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-use super::{Engine, Frontend, Principal, SessionView};
+use super::{Engine, Frontend, Mechanism, Method, Principal, SessionView};
 use crate::auth::LoginError;
 use crate::authz::PermSet;
 
 pub struct BearerAttempt<'a> {
     pub frontend: Frontend,
-    /// `XOAUTH2` or `OAUTHBEARER` (metrics label).
-    pub mechanism: &'a str,
+    /// XOAUTH2 or OAUTHBEARER.
+    pub mechanism: Mechanism,
     pub token: &'a str,
     /// The user the client claimed (XOAUTH2 `user=`, OAUTHBEARER authzid); must be the token's
     /// owner when given.
@@ -36,7 +36,7 @@ impl Engine {
         self.record(
             &super::login::AuthEvent {
                 frontend: a.frontend,
-                mechanism: super::login::metric_mechanism(a.mechanism),
+                mechanism: a.mechanism,
                 directory: &directory,
                 user,
                 service: a.service,
@@ -88,13 +88,14 @@ impl Engine {
                 return Err(LoginError::Unavailable);
             }
         };
-        let extra = if view.directory == "internal" {
+        let extra = if super::login::is_internal(&view.directory) {
             &[][..]
         } else {
             &view.groups[..]
         };
-        let mut principal =
-            self.evaluate(&stored, extra, &view.directory, &view.mechanism, None)?;
+        // A view this build did not write is refused rather than guessed at.
+        let method = Method::parse(&view.mechanism).ok_or(LoginError::InvalidCredentials)?;
+        let mut principal = self.evaluate(&stored, extra, &view.directory, method, None)?;
         let recorded = PermSet::from_names(&view.permissions).unwrap_or_default();
         principal.permissions = principal.permissions.intersect(&recorded);
         super::login::require_login_permissions(&principal, service)?;

@@ -1,22 +1,25 @@
-//! A password login through the directory chain, and turning an identity into a principal.
+//! Logins: a password through the directory chain, or an identity another party already proved
+//! (an OIDC callback, a validated token). Both end in the same place: the principal recorded,
+//! its permissions computed, the attempt counted and logged once.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use postern_directory::{
-    validate_username, CredentialKind, DirectoryError, Identity, LoginRequest, Outcome, Secret,
+    validate_username, Credential, DirectoryError, Identity, LoginRequest, Matched, Outcome,
+    RejectReason,
 };
-use postern_internal::model::{Credential, CredentialType};
-use postern_internal::StoredAccount;
+use postern_internal::model::{Credential as StoredCredential, Origin};
+use postern_internal::{Checked, InternalMatch, StoredAccount};
 
-use super::{Engine, Frontend, Principal};
+use super::{Engine, Frontend, Link, Mechanism, Method, Principal};
 use crate::authz::{service_permission, AuthzError, Permission, Scope, Subject};
 use crate::metrics::Outcome as MOutcome;
 
 /// What [`Engine::record`] counts and logs about one authentication.
 pub(super) struct AuthEvent<'a> {
     pub frontend: Frontend,
-    pub mechanism: &'static str,
+    pub mechanism: Mechanism,
     pub directory: &'a str,
     pub user: &'a str,
     pub service: &'a str,
@@ -26,11 +29,23 @@ pub(super) struct AuthEvent<'a> {
 
 pub struct PasswordAttempt<'a> {
     pub frontend: Frontend,
-    /// SASL mechanism or `password` (metrics label).
-    pub mechanism: &'a str,
+    pub mechanism: Mechanism,
     pub username: &'a str,
-    pub password: Secret,
+    pub password: Credential,
     /// The service the client named (`smtp`, `imap`, …); `http` for web logins.
+    pub service: &'a str,
+    pub remote_ip: Option<IpAddr>,
+}
+
+/// A login whose identity was proven outside the chain: the OIDC callback of a directory, or a
+/// token its provider signed. The principal is recorded and given its session exactly as a
+/// password login's.
+pub struct ProvenLogin<'a> {
+    pub frontend: Frontend,
+    pub mechanism: Mechanism,
+    /// The directory that vouches for the identity (its name in the configuration).
+    pub directory: &'a str,
+    pub identity: &'a Identity,
     pub service: &'a str,
     pub remote_ip: Option<IpAddr>,
 }
@@ -53,6 +68,14 @@ pub enum LoginError {
     Misconfigured,
 }
 
+/// A directory's answer, with the internal directory's records kept.
+enum Found {
+    Internal(Box<InternalMatch>),
+    External(Identity),
+    Unknown,
+    Rejected(RejectReason),
+}
+
 impl Engine {
     pub async fn login(&self, a: PasswordAttempt<'_>) -> Result<Principal, LoginError> {
         let started = Instant::now();
@@ -60,7 +83,7 @@ impl Engine {
         self.record(
             &AuthEvent {
                 frontend: a.frontend,
-                mechanism: metric_mechanism(a.mechanism),
+                mechanism: a.mechanism,
                 directory: &directory,
                 user: a.username,
                 service: a.service,
@@ -70,6 +93,49 @@ impl Engine {
             &result,
         );
         result
+    }
+
+    pub async fn login_proven(&self, p: ProvenLogin<'_>) -> Result<Principal, LoginError> {
+        let started = Instant::now();
+        let result = self
+            .admit_external(p.directory, p.identity, Method::Oidc, p.service)
+            .await;
+        self.record(
+            &AuthEvent {
+                frontend: p.frontend,
+                mechanism: p.mechanism,
+                directory: p.directory,
+                user: &p.identity.name,
+                service: p.service,
+                remote_ip: p.remote_ip,
+                started,
+            },
+            &result,
+        );
+        result
+    }
+
+    /// An attempt a front-end refused before the engine saw a credential (a malformed SASL
+    /// exchange): counted and logged like every other.
+    pub fn refused(
+        &self,
+        frontend: Frontend,
+        mechanism: Mechanism,
+        user: Option<&str>,
+        reason: &str,
+    ) {
+        self.record(
+            &AuthEvent {
+                frontend,
+                mechanism,
+                directory: "none",
+                user: user.unwrap_or("-"),
+                service: "-",
+                remote_ip: None,
+                started: Instant::now(),
+            },
+            &Err(LoginError::InvalidRequest(reason.to_string())),
+        );
     }
 
     /// The one place an authentication is counted, timed and logged (one line, no secret).
@@ -83,7 +149,7 @@ impl Engine {
         let elapsed = e.started.elapsed();
         self.metrics.auth(
             e.frontend.as_str(),
-            e.mechanism,
+            e.mechanism.as_str(),
             e.directory,
             outcome,
             elapsed.as_secs_f64(),
@@ -91,7 +157,7 @@ impl Engine {
         tracing::info!(
             target: "postern::auth",
             frontend = e.frontend.as_str(),
-            mechanism = e.mechanism,
+            mechanism = e.mechanism.as_str(),
             directory = %e.directory,
             outcome = outcome.as_str(),
             user = %e.user.escape_debug(),
@@ -103,86 +169,79 @@ impl Engine {
         );
     }
 
+    /// Syntax first: no directory sees an empty, overlong or NUL-bearing name or password.
+    fn check_syntax(a: &PasswordAttempt<'_>) -> Result<(), LoginError> {
+        validate_username(a.username).map_err(|e| LoginError::InvalidRequest(e.to_string()))?;
+        let password = a.password.expose();
+        if password.is_empty() {
+            return Err(LoginError::InvalidRequest("empty password".into()));
+        }
+        if password.len() > postern_directory::MAX_SECRET_LEN || password.contains('\0') {
+            return Err(LoginError::InvalidRequest("invalid password".into()));
+        }
+        Ok(())
+    }
+
     async fn login_inner(
         &self,
         a: &PasswordAttempt<'_>,
     ) -> (Result<Principal, LoginError>, String) {
         let none = || "none".to_string();
-        if let Err(e) = validate_username(a.username) {
-            return (Err(LoginError::InvalidRequest(e.to_string())), none());
-        }
-        let password = a.password.expose();
-        if password.is_empty() {
-            return (
-                Err(LoginError::InvalidRequest("empty password".into())),
-                none(),
-            );
-        }
-        if password.len() > postern_directory::MAX_SECRET_LEN || password.contains('\0') {
-            return (
-                Err(LoginError::InvalidRequest("invalid password".into())),
-                none(),
-            );
+        if let Err(e) = Self::check_syntax(a) {
+            return (Err(e), none());
         }
         if let Err(wait) = self.throttle.check(a.username, a.remote_ip) {
             return (Err(LoginError::RateLimited(wait)), none());
         }
         let request = LoginRequest {
             username: a.username,
-            secret: &a.password,
+            credential: &a.password,
             remote_ip: a.remote_ip,
             service: a.service,
         };
         let mut outage = false;
-        for d in self.directories().iter() {
-            let started = Instant::now();
-            let answer = d.authenticate(&request).await;
-            let label = match &answer {
-                Ok(Outcome::Authenticated(_)) => "found",
-                Ok(Outcome::UnknownUser) => "unknown",
-                Ok(Outcome::Rejected(_)) => "rejected",
-                Err(_) => "error",
-            };
-            self.metrics
-                .directory_requests
-                .with_label_values(&[d.name(), label])
-                .inc();
-            self.metrics
-                .directory_duration
-                .with_label_values(&[d.name()])
-                .observe(started.elapsed().as_secs_f64());
-            match answer {
-                Ok(Outcome::Authenticated(identity)) => {
-                    let result = self.principal_for(&identity, d.name(), a).await;
-                    match &result {
-                        Ok(_) => self.throttle.succeeded(a.username),
-                        Err(LoginError::InvalidCredentials) => {
-                            self.throttle.failed(a.username, a.remote_ip)
-                        }
-                        Err(_) => {}
-                    }
-                    return (result, d.name().to_string());
+        for link in self.directories().iter() {
+            if let Link::External(d) = link {
+                if !d.accepts(a.password.kind()) {
+                    continue;
                 }
-                Ok(Outcome::UnknownUser) => continue,
-                Ok(Outcome::Rejected(reason)) => {
-                    tracing::debug!(directory = d.name(), ?reason, "rejected");
-                    self.throttle.failed(a.username, a.remote_ip);
-                    return (Err(LoginError::InvalidCredentials), d.name().to_string());
+            }
+            let answer = self.ask(link, &request).await;
+            let name = link.name();
+            let result = match answer {
+                Ok(Found::Internal(m)) => self.admit_internal(*m, a.remote_ip, a.service),
+                Ok(Found::External(identity)) => {
+                    self.admit_external(name, &identity, Method::Password, a.service)
+                        .await
+                }
+                Ok(Found::Unknown) => continue,
+                Ok(Found::Rejected(reason)) => {
+                    tracing::debug!(directory = name, ?reason, "rejected");
+                    Err(LoginError::InvalidCredentials)
                 }
                 Err(e) => {
                     // Not a "no": a later directory may still know the user, but if none does
                     // the answer is a temporary failure, never "wrong password".
                     match &e {
                         DirectoryError::Unavailable(_) => {
-                            tracing::warn!(directory = d.name(), error = %e, "directory unavailable")
+                            tracing::warn!(directory = name, error = %e, "directory unavailable")
                         }
                         DirectoryError::InvalidData(_) => {
-                            tracing::error!(directory = d.name(), error = %e, "directory returned invalid data")
+                            tracing::error!(directory = name, error = %e, "directory returned invalid data")
                         }
                     }
                     outage = true;
+                    continue;
                 }
+            };
+            match &result {
+                Ok(_) => self.throttle.succeeded(a.username),
+                Err(LoginError::InvalidCredentials) => {
+                    self.throttle.failed(a.username, a.remote_ip)
+                }
+                Err(_) => {}
             }
+            return (result, name.to_string());
         }
         if outage {
             return (Err(LoginError::Unavailable), none());
@@ -191,67 +250,106 @@ impl Engine {
         (Err(LoginError::InvalidCredentials), none())
     }
 
-    /// Resolves an authenticated identity into a principal: its record in the store, its
-    /// effective permissions, the credential's scope, and the front-end's required permissions.
-    async fn principal_for(
+    /// One directory's answer, counted and timed under its name.
+    async fn ask(&self, link: &Link, request: &LoginRequest<'_>) -> Result<Found, DirectoryError> {
+        let started = Instant::now();
+        let answer = match link {
+            Link::Internal(d) => d.check(request).await.map(|c| match c {
+                Checked::Matched(m) => Found::Internal(m),
+                Checked::UnknownUser => Found::Unknown,
+                Checked::Rejected(r) => Found::Rejected(r),
+            }),
+            Link::External(d) => d.authenticate(request).await.map(|o| match o {
+                Outcome::Authenticated(i) => Found::External(i),
+                Outcome::UnknownUser => Found::Unknown,
+                Outcome::Rejected(r) => Found::Rejected(r),
+            }),
+        };
+        let label = match &answer {
+            Ok(Found::Internal(_) | Found::External(_)) => "found",
+            Ok(Found::Unknown) => "unknown",
+            Ok(Found::Rejected(_)) => "rejected",
+            Err(_) => "error",
+        };
+        self.metrics
+            .directory_requests
+            .with_label_values(&[link.name(), label])
+            .inc();
+        self.metrics
+            .directory_duration
+            .with_label_values(&[link.name()])
+            .observe(started.elapsed().as_secs_f64());
+        answer
+    }
+
+    /// An internal account the directory matched: its record is the one it read.
+    fn admit_internal(
         &self,
-        identity: &Identity,
-        directory: &str,
-        a: &PasswordAttempt<'_>,
+        m: InternalMatch,
+        ip: Option<IpAddr>,
+        service: &str,
     ) -> Result<Principal, LoginError> {
-        let stored = self.account_record(identity, directory).await?;
-        let (mechanism, scope) = match &identity.credential {
-            CredentialKind::Password => ("password".to_string(), None),
-            CredentialKind::AppPassword(id) => {
-                let cred = self
-                    .store
-                    .credential(CredentialType::AppPassword, id)
-                    .await
-                    .map_err(|_| LoginError::Unavailable)?
-                    .ok_or(LoginError::InvalidCredentials)?;
-                self.check_credential(&cred, a.remote_ip)?;
-                ("app-password".to_string(), Some(cred))
+        let (stored, method, scope) = match m {
+            InternalMatch::Password(a) => (a, Method::Password, None),
+            InternalMatch::AppPassword(a, cred) => {
+                self.check_credential(&cred, ip)?;
+                (a, Method::AppPassword, Some(cred))
             }
         };
-        // An external principal's groups were just stored with its record (`directoryGroups`).
-        let mut principal = self.evaluate(&stored, &[], directory, &mechanism, scope.as_ref())?;
-        principal.emails = identity.emails.clone();
-        require_login_permissions(&principal, a.service)?;
+        let principal = self.evaluate(
+            &stored,
+            &[],
+            Origin::Internal.as_str(),
+            method,
+            scope.as_ref(),
+        )?;
+        require_login_permissions(&principal, service)?;
         Ok(principal)
     }
 
-    async fn account_record(
+    /// A principal an external directory or provider vouches for: recorded in the store (its
+    /// stable id, its directory groups), then evaluated like any other.
+    async fn admit_external(
         &self,
-        identity: &Identity,
         directory: &str,
-    ) -> Result<StoredAccount, LoginError> {
-        let result = if directory == "internal" {
-            self.store
-                .account(&identity.name)
-                .await
-                .map(|a| a.ok_or(LoginError::InvalidCredentials))
-        } else {
-            self.store
-                .record_external(
-                    directory,
-                    &identity.name,
-                    identity.description.as_deref(),
-                    &identity.emails,
-                    &identity.groups,
-                )
-                .await
-                .map(Ok)
-        };
-        result.map_err(|e| {
-            tracing::warn!(error = %e, "store unavailable while resolving a principal");
-            LoginError::Unavailable
-        })?
+        identity: &Identity,
+        method: Method,
+        service: &str,
+    ) -> Result<Principal, LoginError> {
+        if let Matched::AppPassword(_) = identity.matched {
+            // App passwords are the internal store's; an external directory cannot vouch
+            // for one.
+            tracing::error!(
+                directory,
+                "an external directory answered with an app password"
+            );
+            return Err(LoginError::Misconfigured);
+        }
+        let stored = self
+            .store
+            .record_external(
+                directory,
+                &identity.name,
+                identity.description.as_deref(),
+                &identity.emails,
+                &identity.groups,
+            )
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "store unavailable while recording a principal");
+                LoginError::Unavailable
+            })?;
+        // Its groups were just stored with its record (`directoryGroups`).
+        let mut principal = self.evaluate(&stored, &[], directory, method, None)?;
+        principal.emails = identity.emails.clone();
+        require_login_permissions(&principal, service)?;
+        Ok(principal)
     }
 
     /// Expiry and source address of an app password or API key.
     pub(super) fn check_credential(
         &self,
-        cred: &Credential,
+        cred: &StoredCredential,
         ip: Option<IpAddr>,
     ) -> Result<(), LoginError> {
         if let Some(expires) = &cred.expires_at {
@@ -279,8 +377,8 @@ impl Engine {
         stored: &StoredAccount,
         extra_groups: &[String],
         directory: &str,
-        mechanism: &str,
-        credential: Option<&Credential>,
+        method: Method,
+        credential: Option<&StoredCredential>,
     ) -> Result<Principal, LoginError> {
         let misconfigured = |e: AuthzError| {
             tracing::error!(account = %stored.account.name, error = %e, "login failed closed: dangling reference");
@@ -309,9 +407,15 @@ impl Engine {
             groups: grant.groups.into_iter().collect(),
             permissions,
             directory: directory.to_string(),
-            mechanism: mechanism.to_string(),
+            method,
         })
     }
+}
+
+/// Whether an account is the store's own or an external directory's, from a session's
+/// recorded `directory`.
+pub(super) fn is_internal(directory: &str) -> bool {
+    Origin::from_column(directory.to_string()) == Origin::Internal
 }
 
 /// Every front-end requires `authenticate`, plus the permission of the service the client
@@ -331,17 +435,4 @@ pub fn parse_network(text: &str) -> Option<ipnet::IpNet> {
     text.parse::<ipnet::IpNet>()
         .ok()
         .or_else(|| text.parse::<IpAddr>().ok().map(ipnet::IpNet::from))
-}
-
-/// Metrics labels come from a closed set, whatever a client sends.
-pub(super) fn metric_mechanism(m: &str) -> &'static str {
-    match m.to_ascii_lowercase().as_str() {
-        "plain" => "plain",
-        "login" => "login",
-        "xoauth2" => "xoauth2",
-        "oauthbearer" => "oauthbearer",
-        "password" => "password",
-        "basic" => "basic",
-        _ => "other",
-    }
 }

@@ -2,16 +2,21 @@
 //! sessions and metrics.
 
 pub mod bearer;
+mod chain;
 pub mod clock;
 mod login;
+mod rules;
 mod session;
+#[cfg(test)]
+mod tests;
 pub mod throttle;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use postern_directory::secret::Hasher;
-use postern_directory::Directory;
+use postern_internal::apply::{ApplyError, ApplyReport};
+use postern_internal::input::Provision;
 use postern_internal::Store;
 use serde::Serialize;
 
@@ -20,7 +25,9 @@ use crate::metrics::Metrics;
 use clock::Clock;
 use throttle::Throttle;
 
-pub use login::{parse_network, LoginError, PasswordAttempt};
+pub use chain::{Link, Mechanism, Method};
+pub use login::{parse_network, LoginError, PasswordAttempt, ProvenLogin};
+pub use rules::{check_credential, store_rules};
 pub use session::{PrincipalView, SessionView};
 
 /// Which front-end a request came through (a metrics label).
@@ -55,8 +62,7 @@ pub struct Principal {
     pub groups: Vec<String>,
     pub permissions: crate::authz::PermSet,
     pub directory: String,
-    /// `password`, `app-password`, `api-key`, …
-    pub mechanism: String,
+    pub method: Method,
 }
 
 pub struct EngineOptions {
@@ -66,13 +72,14 @@ pub struct EngineOptions {
     pub failure_window: Duration,
 }
 
+/// Front-ends ask the engine; its store, metrics and hasher are its own.
 pub struct Engine {
-    pub store: Store,
-    pub metrics: Metrics,
-    pub hasher: Hasher,
+    store: Store,
+    metrics: Metrics,
+    hasher: Hasher,
     /// Swapped whole on SIGHUP ([`Engine::replace_directories`]); a login in progress keeps
     /// walking the chain it started with.
-    directories: RwLock<Arc<Vec<Arc<dyn Directory>>>>,
+    directories: RwLock<Arc<Vec<Link>>>,
     policy: RwLock<Arc<Policy>>,
     throttle: Throttle,
     clock: Arc<dyn Clock>,
@@ -97,7 +104,7 @@ pub struct Readiness {
 impl Engine {
     pub async fn new(
         store: Store,
-        directories: Vec<Arc<dyn Directory>>,
+        directories: Vec<Link>,
         hasher: Hasher,
         metrics: Metrics,
         clock: Arc<dyn Clock>,
@@ -130,7 +137,7 @@ impl Engine {
     }
 
     /// The directory chain in force.
-    pub fn directories(&self) -> Arc<Vec<Arc<dyn Directory>>> {
+    pub fn directories(&self) -> Arc<Vec<Link>> {
         self.directories
             .read()
             .map(|d| d.clone())
@@ -140,13 +147,13 @@ impl Engine {
     /// The gauges read at scrape time (a snapshot is only worth what its age is): directory
     /// pools, the hash queue, verifications computed in batches, and the accounts and
     /// addresses locked across daemons as of the last throttle sync.
-    pub fn refresh_gauges(&self) {
+    fn refresh_gauges(&self) {
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         let m = &self.metrics;
         // A directory removed by a reload must not keep reporting its last value.
         m.directory_pool.reset();
         for d in self.directories().iter() {
-            for p in d.pools() {
+            for p in d.directory().pools() {
                 m.directory_pool
                     .with_label_values(&[d.name(), p.pool, "in_use"])
                     .set(count(p.in_use));
@@ -170,7 +177,7 @@ impl Engine {
 
     /// Puts a new chain in force (configuration reload). Logins already walking the old chain
     /// finish with it; the old directories are dropped when the last of them ends.
-    pub fn replace_directories(&self, chain: Vec<Arc<dyn Directory>>) {
+    pub fn replace_directories(&self, chain: Vec<Link>) {
         let chain = Arc::new(chain);
         match self.directories.write() {
             Ok(mut d) => *d = chain,
@@ -180,6 +187,30 @@ impl Engine {
 
     pub fn clock(&self) -> &dyn Clock {
         self.clock.as_ref()
+    }
+
+    /// The gauge of a listener's open connections, which the listener keeps current.
+    pub fn connections_gauge(&self, listener: &str) -> prometheus::IntGauge {
+        self.metrics
+            .connections_active
+            .with_label_values(&[listener])
+    }
+
+    /// The Prometheus exposition, with the gauges read now.
+    pub fn render_metrics(&self) -> String {
+        self.refresh_gauges();
+        self.metrics.render()
+    }
+
+    /// Provisioning through the engine's store (first start, tests): the same checks and
+    /// writes as `postern apply`.
+    pub async fn provision(&self, file: &Provision) -> Result<ApplyReport, ApplyError> {
+        postern_internal::apply::apply(&self.store, file, &self.hasher).await
+    }
+
+    /// Accounts in the store (zero on a fresh one).
+    pub async fn count_accounts(&self) -> Result<i64, postern_internal::StoreError> {
+        self.store.count_accounts().await
     }
 
     /// Reloads the policy when the store's generation moved. `Ok(true)` when it did.
@@ -244,7 +275,7 @@ impl Engine {
         let mut directories = std::collections::BTreeMap::new();
         let mut ready = store == "ok";
         for d in self.directories().iter() {
-            let state = match d.health().await {
+            let state = match d.directory().health().await {
                 Ok(()) => "ok".to_string(),
                 Err(e) => {
                     ready = false;

@@ -4,12 +4,13 @@
 use std::net::IpAddr;
 
 use postern_internal::model::CredentialType;
-use postern_internal::sessions::{generate_token, SessionRecord};
+use postern_internal::store::SessionRecord;
+use postern_internal::tokens::generate_token;
 use postern_internal::{token_hash, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::clock::rfc3339;
-use super::{Engine, Principal};
+use super::{Engine, Method, Principal};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -64,7 +65,7 @@ impl SessionView {
                 .map(String::from)
                 .collect(),
             directory: p.directory.clone(),
-            mechanism: p.mechanism.clone(),
+            mechanism: p.method.as_str().to_string(),
         }
     }
 }
@@ -90,7 +91,7 @@ impl Engine {
             .await?;
         self.metrics
             .sessions_issued
-            .with_label_values(&[kind_label(&p.mechanism)])
+            .with_label_values(&[p.method.as_str()])
             .inc();
         self.metrics.sessions_active.inc();
         Ok(SessionView {
@@ -132,12 +133,8 @@ impl Engine {
         let Some(stored) = self.store.account(&cred.account).await? else {
             return Ok(None);
         };
-        let directory = if stored.origin == "internal" {
-            "internal"
-        } else {
-            stored.origin.as_str()
-        };
-        match self.evaluate(&stored, &[], directory, "api-key", Some(&cred)) {
+        let directory = stored.origin.as_str();
+        match self.evaluate(&stored, &[], directory, Method::ApiKey, Some(&cred)) {
             Ok(p)
                 if p.permissions
                     .contains(crate::authz::Permission::known("authenticate")) =>
@@ -158,14 +155,5 @@ impl Engine {
             self.metrics.sessions_active.dec();
         }
         Ok(revoked)
-    }
-}
-
-fn kind_label(mechanism: &str) -> &'static str {
-    match mechanism {
-        "app-password" => "app-password",
-        "api-key" => "api-key",
-        "oidc" => "oidc",
-        _ => "password",
     }
 }

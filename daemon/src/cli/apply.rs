@@ -2,12 +2,10 @@
 
 use std::path::PathBuf;
 
-use postern_internal::apply::{apply, ApplyError, Validator};
-use postern_internal::model::{Credential, Provision};
+use postern_internal::apply::{apply, ApplyError};
+use postern_internal::input::Provision;
 
 use super::{load_valid, Failure};
-use crate::auth::clock::parse_rfc3339;
-use crate::authz::is_permission;
 use crate::config::find_source;
 use crate::runtime;
 
@@ -28,39 +26,21 @@ pub fn parse_provision(path: &std::path::Path) -> Result<Provision, Failure> {
     })
 }
 
-pub fn check_credential(c: &Credential) -> Result<(), String> {
-    if let Some(t) = &c.expires_at {
-        parse_rfc3339(t).map_err(|e| format!("expiresAt: {e}"))?;
-    }
-    for ip in &c.allowed_ips {
-        if crate::auth::parse_network(ip).is_none() {
-            return Err(format!("allowedIps: {ip:?} is not an address or network"));
-        }
-    }
-    Ok(())
-}
-
 pub async fn run(config: Option<PathBuf>, provision: PathBuf) -> Result<(), Failure> {
     let config = load_valid(&find_source(config.as_deref()))?;
     let file = parse_provision(&provision)?;
     let store = runtime::open_store(&config).await?;
     let hasher = runtime::hasher(&config, None);
-    let validator = Validator {
-        is_permission: &is_permission,
-        check_credential: &check_credential,
-    };
     let name = provision.display().to_string();
-    let report = apply(&store, &file, &validator, &hasher)
-        .await
-        .map_err(|e| match e {
-            ApplyError::Invalid(problems) => Failure::user(
-                problems
-                    .into_iter()
-                    .map(|p| format!("{name}: {p}"))
-                    .collect(),
-            ),
-            ApplyError::Store(e) => Failure::runtime(format!("{name}: store: {e}")),
-        })?;
+    let report = apply(&store, &file, &hasher).await.map_err(|e| match e {
+        ApplyError::Invalid(problems) => Failure::user(
+            problems
+                .into_iter()
+                .map(|p| format!("{name}: {p}"))
+                .collect(),
+        ),
+        ApplyError::Store(e) => Failure::runtime(format!("{name}: store: {e}")),
+    })?;
     for c in &report.created {
         println!("created {c}");
     }
@@ -75,7 +55,7 @@ pub async fn run(config: Option<PathBuf>, provision: PathBuf) -> Result<(), Fail
     );
     for (what, secret) in &report.new_secrets {
         // Shown once: only its hash is stored.
-        println!("secret of {what}: {secret}");
+        println!("secret of {what}: {}", secret.as_str());
     }
     Ok(())
 }

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use super::{init_logging, load_valid, Failure};
 use crate::auth::Engine;
 use crate::config::{find_source, Config, Source};
-use crate::runtime;
+use crate::{http, runtime};
 use listeners::{Listeners, StartError};
-use postern_internal::apply::{apply, Validator};
-use postern_internal::model::{Account, Provision, RoleSet};
+use postern_internal::input::{AccountInput, Password, Provision};
+use postern_internal::model::RoleSet;
 
 pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
     let source = find_source(config.as_deref());
@@ -36,10 +36,13 @@ pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
             config.server.state_dir.display()
         ))
     })?;
-    let engine = runtime::engine(&config, runtime::system_clock()).await?;
+    let (engine, chains) = runtime::engine_and_chains(&config, runtime::system_clock()).await?;
     first_start(&engine).await?;
 
-    let mut listeners = Listeners::new(engine.clone(), config.auth_http.clone());
+    let http_settings =
+        http::HttpSettings::from_config(&config).map_err(|e| Failure::user(vec![e.to_string()]))?;
+    let http = http::AppState::new(engine.clone(), http_settings);
+    let mut listeners = Listeners::new(engine.clone(), http.clone());
     for l in &config.listener {
         listeners.start(l).await.map_err(|e| match e {
             StartError::Tls { .. } => Failure::user(vec![e.to_string()]),
@@ -54,7 +57,15 @@ pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
 
     let mut config = config;
     while let Signal::Reload = signals.next().await {
-        reload(&source, &mut config, &engine, &mut listeners).await;
+        reload(
+            &source,
+            &mut config,
+            &engine,
+            &chains,
+            &http,
+            &mut listeners,
+        )
+        .await;
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     tracing::info!("stopping: no new connections; letting requests in flight finish");
@@ -64,12 +75,15 @@ pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
 }
 
 /// SIGHUP: re-read and validate the file. Invalid: every error logged, nothing changes.
-/// Valid: directories rebuilt, listeners reconciled, certificates re-read; settings that the
+/// Valid: directories and HTTP settings (`[auth-http]`, `trusted-proxies`) replaced in place,
+/// listeners reconciled, certificates re-read; settings that the
 /// engine or store were built with are named as needing a restart. Readiness is untouched.
 async fn reload(
     source: &Source,
     config: &mut Config,
     engine: &Arc<Engine>,
+    chains: &runtime::ChainBuilder,
+    http: &http::AppState,
     listeners: &mut Listeners,
 ) {
     let mut reloading = vec![sd_notify::NotifyState::Reloading];
@@ -85,14 +99,16 @@ async fn reload(
                 "configuration reload refused; the running configuration stays in force"
             );
         }
-        Ok(new) => match runtime::directories(&new, &engine.store, &engine.hasher) {
+        Ok(new) => match rebuild(&new, chains) {
             Err(e) => {
                 tracing::error!(error = %e, "configuration reload refused; the running configuration stays in force")
             }
-            Ok(chain) => {
+            Ok((chain, http_settings)) => {
                 for key in restart_only(config, &new) {
                     tracing::warn!(key, "changed setting takes effect only after a restart");
                 }
+                // First, so that an HTTP listener the reconciliation binds starts with them.
+                http.replace(http_settings);
                 listeners.reconcile(&new).await;
                 engine.replace_directories(chain);
                 *config = new;
@@ -101,6 +117,17 @@ async fn reload(
         },
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+}
+
+/// What a reload puts in force: the directory chain and the HTTP settings, both built before
+/// either is swapped so that a reload applies whole or not at all.
+fn rebuild(
+    new: &Config,
+    chains: &runtime::ChainBuilder,
+) -> Result<(Vec<crate::auth::Link>, http::HttpSettings), String> {
+    let chain = chains.build(new).map_err(|e| e.to_string())?;
+    let settings = http::HttpSettings::from_config(new).map_err(|e| e.to_string())?;
+    Ok((chain, settings))
 }
 
 /// The keys whose change a reload cannot apply: the store, hasher and engine were built with
@@ -220,7 +247,6 @@ impl Signals {
 /// its password once (generated, or `POSTERN_ADMIN_PASSWORD`).
 async fn first_start(engine: &Arc<Engine>) -> Result<(), Failure> {
     let count = engine
-        .store
         .count_accounts()
         .await
         .map_err(|e| Failure::runtime(format!("store: {e}")))?;
@@ -230,26 +256,23 @@ async fn first_start(engine: &Arc<Engine>) -> Result<(), Failure> {
     let (password, generated) = match std::env::var("POSTERN_ADMIN_PASSWORD") {
         Ok(p) if !p.is_empty() => (zeroize::Zeroizing::new(p), false),
         _ => (
-            zeroize::Zeroizing::new(
-                postern_internal::sessions::generate_token()[4..28].to_string(),
-            ),
+            zeroize::Zeroizing::new(postern_internal::tokens::generate_token()[4..28].to_string()),
             true,
         ),
     };
-    let mut admin: Account = serde_json::from_value(serde_json::json!({"name": "admin"}))
-        .map_err(|e| Failure::runtime(e.to_string()))?;
-    admin.roles = Some(RoleSet::Admin);
-    admin.description = "Administrator created at first start".into();
-    admin.password = Some(password.to_string());
+    let admin = AccountInput {
+        name: "admin".into(),
+        description: "Administrator created at first start".into(),
+        password: Some(Password::new(password.as_str())),
+        roles: Some(RoleSet::Admin),
+        ..AccountInput::default()
+    };
     let file = Provision {
         account: vec![admin],
         ..Provision::default()
     };
-    let validator = Validator {
-        is_permission: &crate::authz::is_permission,
-        check_credential: &super::apply::check_credential,
-    };
-    apply(&engine.store, &file, &validator, &engine.hasher)
+    engine
+        .provision(&file)
         .await
         .map_err(|e| Failure::runtime(format!("creating the admin account: {e}")))?;
     if generated {

@@ -74,6 +74,10 @@ pub struct ServerConfig {
     /// How long SIGTERM waits for requests in flight.
     #[serde(default = "default_drain", with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Reverse proxies (addresses or CIDR networks) whose `Forwarded` / `X-Forwarded-For`
+    /// name the client; from anyone else those headers are ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +87,7 @@ impl Default for ServerConfig {
             public_url: default_public_url(),
             hash_concurrency: 0,
             shutdown_timeout: default_drain(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

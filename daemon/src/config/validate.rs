@@ -61,6 +61,15 @@ fn server(c: &Config, out: &mut Vec<ConfigProblem>) {
             "must be an http:// or https:// URL",
         );
     }
+    for (i, proxy) in c.server.trusted_proxies.iter().enumerate() {
+        if crate::auth::parse_network(proxy.trim()).is_none() {
+            problem(
+                out,
+                format!("server.trusted-proxies[{i}]"),
+                format!("{proxy:?} is not an address or a network (CIDR)"),
+            );
+        }
+    }
 }
 
 fn store(c: &Config, out: &mut Vec<ConfigProblem>) {

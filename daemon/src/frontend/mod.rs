@@ -139,10 +139,7 @@ mod tests {
     async fn serves_a_unix_socket_until_stopped() {
         let (dir, engine) = testkit::engine().await;
         let path = dir.path().join("auth.sock");
-        let gauge = engine
-            .metrics
-            .connections_active
-            .with_label_values(&["dovecot-auth"]);
+        let gauge = engine.connections_gauge("dovecot-auth");
         let listener = Listener::bind(
             &format!("unix:{}", path.display()),
             &UnixOptions::default(),

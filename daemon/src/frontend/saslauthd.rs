@@ -12,12 +12,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use postern_directory::Secret;
+use postern_directory::Credential;
 use postern_protocols::saslauthd::{decode_request, Reply, Request, MAX_REQUEST_LEN};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::auth::{Engine, Frontend, LoginError, PasswordAttempt};
+use crate::auth::{Engine, Frontend, LoginError, Mechanism, PasswordAttempt};
 
 /// Reads one request (within `timeout`), answers it and closes. A truncated request or a
 /// timeout closes without an answer, as saslauthd does.
@@ -67,9 +67,9 @@ async fn verify(engine: &Engine, request: &Request) -> Reply {
     let result = engine
         .login(PasswordAttempt {
             frontend: Frontend::Saslauthd,
-            mechanism: "password",
+            mechanism: Mechanism::Password,
             username: &username,
-            password: Secret::password(request.password.as_str()),
+            password: Credential::password(request.password.as_str()),
             service,
             remote_ip: None,
         })

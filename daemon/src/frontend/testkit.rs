@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use postern_internal::apply::{apply, Validator};
-use postern_internal::model::Provision;
+use postern_internal::input::Provision;
 
 use crate::auth::Engine;
 use crate::config::{load, Source};
@@ -35,13 +34,7 @@ pub async fn engine() -> (tempfile::TempDir, Arc<Engine>) {
         .await
         .expect("engine");
     let file: Provision = toml::from_str(PROVISION).expect("provision");
-    let validator = Validator {
-        is_permission: &crate::authz::is_permission,
-        check_credential: &|_| Ok(()),
-    };
-    apply(&engine.store, &file, &validator, &engine.hasher)
-        .await
-        .expect("apply");
+    engine.provision(&file).await.expect("apply");
     engine.reload_if_changed().await.expect("reload");
     (dir, engine)
 }

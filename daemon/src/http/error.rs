@@ -1,10 +1,13 @@
-//! JSON error bodies: `{"error": CODE, "message": TEXT}` (SPEC §6).
+//! JSON error bodies: `{"error": CODE, "message": TEXT}` (SPEC §6). OAuth endpoints answer
+//! with [`super::OAuthError`] instead.
 
+use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
@@ -36,6 +39,37 @@ impl ApiError {
             "temporarily_unavailable",
             "a directory or the store cannot be reached; try again later",
         )
+    }
+
+    pub fn payload_too_large() -> Self {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body over {} bytes", super::MAX_BODY),
+        )
+    }
+
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        )
+    }
+
+    pub fn not_found() -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    }
+}
+
+/// A body that could not be read: too large (413), or cut short by the client (400).
+impl From<BytesRejection> for ApiError {
+    fn from(e: BytesRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::payload_too_large()
+        } else {
+            ApiError::bad_request(format!("cannot read body: {e}"))
+        }
     }
 }
 

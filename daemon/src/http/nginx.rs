@@ -6,7 +6,8 @@
 //! `Auth-Wait: 3` (so nginx lets the client retry) until the 10th attempt, after which nginx
 //! closes the connection; outages, broken accounts and a missing backend are temporary failures.
 //!
-//! The `[auth-http]` settings travel in the router's state, built from the configuration.
+//! The `[auth-http]` settings are part of the router's [`super::HttpSettings`], swapped whole
+//! on SIGHUP: a reload that changes them is in force on the running listeners.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,14 +15,14 @@ use std::net::SocketAddr;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use postern_directory::{read_secret_file, Secret};
+use postern_directory::{read_secret_file, Credential};
 use postern_protocols::nginx::{parse_request, AuthMethod, MailProtocol, Reply};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::AppState;
-use crate::auth::{Frontend, LoginError, PasswordAttempt};
+use crate::auth::{Frontend, LoginError, Mechanism, PasswordAttempt};
 use crate::config::AuthHttpConfig;
 
 /// Seconds nginx waits before letting the client retry after a failure.
@@ -74,8 +75,8 @@ impl NginxSettings {
 }
 
 pub async fn auth(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let settings = state.nginx.clone();
-    answer(&state, &settings, &headers).await
+    let settings = state.settings();
+    answer(&state, &settings.nginx, &headers).await
 }
 
 async fn answer(state: &AppState, settings: &NginxSettings, headers: &HeaderMap) -> Response {
@@ -129,9 +130,9 @@ async fn answer(state: &AppState, settings: &NginxSettings, headers: &HeaderMap)
         .engine
         .login(PasswordAttempt {
             frontend: Frontend::Nginx,
-            mechanism: "plain",
+            mechanism: Mechanism::Plain,
             username: &request.user,
-            password: Secret::password(request.password.as_str()),
+            password: Credential::password(request.password.as_str()),
             service: protocol.as_str(),
             remote_ip: Some(request.client_ip),
         })
@@ -230,6 +231,11 @@ mod tests {
         h
     }
 
+    fn test_state(engine: std::sync::Arc<crate::auth::Engine>) -> AppState {
+        let settings = crate::http::HttpSettings::from_config(&Default::default()).unwrap();
+        AppState::new(engine, settings)
+    }
+
     fn get<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
         r.headers().get(name).and_then(|v| v.to_str().ok())
     }
@@ -237,10 +243,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn answers_nginx() {
         let (_dir, engine) = testkit::engine().await;
-        let state = AppState {
-            engine,
-            nginx: std::sync::Arc::new(NginxSettings::from_config(&Default::default())),
-        };
+        let state = test_state(engine);
         let s = config(None);
         let r = answer(&state, &s, &request("alice", PASSWORD, "imap", 1)).await;
         assert_eq!(r.status(), StatusCode::OK);
@@ -285,10 +288,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn shared_secret_is_required_when_configured() {
         let (_dir, engine) = testkit::engine().await;
-        let state = AppState {
-            engine,
-            nginx: std::sync::Arc::new(NginxSettings::from_config(&Default::default())),
-        };
+        let state = test_state(engine);
         let s = config(Some("s3cret"));
         let mut h = request("alice", PASSWORD, "imap", 1);
         assert_eq!(

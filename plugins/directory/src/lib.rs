@@ -29,28 +29,60 @@ pub const MAX_USERNAME_LEN: usize = 256;
 /// password is only ever an attack on CPU time.
 pub const MAX_SECRET_LEN: usize = 4096;
 
-/// The secret a client presented.
-pub enum Secret {
+/// What a client presented. A directory says which kinds it can check
+/// ([`Directory::accepts`]); the chain passes each attempt only to those.
+pub enum Credential {
     /// A password (or app password) to verify.
     Password(Zeroizing<String>),
+    /// A bearer token (XOAUTH2, OAUTHBEARER, `Authorization: Bearer`) to validate.
+    Bearer(Zeroizing<String>),
 }
 
-impl Secret {
+/// The kinds of [`Credential`]. An identity already proven elsewhere (an OIDC callback)
+/// reaches the engine without a directory check, so it is not one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CredentialKind {
+    Password,
+    Bearer,
+}
+
+impl Credential {
     pub fn password(text: impl Into<String>) -> Self {
-        Secret::Password(Zeroizing::new(text.into()))
+        Credential::Password(Zeroizing::new(text.into()))
     }
 
+    pub fn bearer(token: impl Into<String>) -> Self {
+        Credential::Bearer(Zeroizing::new(token.into()))
+    }
+
+    pub fn kind(&self) -> CredentialKind {
+        match self {
+            Credential::Password(_) => CredentialKind::Password,
+            Credential::Bearer(_) => CredentialKind::Bearer,
+        }
+    }
+
+    /// The text presented, whatever its kind.
     pub fn expose(&self) -> &str {
         match self {
-            Secret::Password(p) => p.as_str(),
+            Credential::Password(p) | Credential::Bearer(p) => p.as_str(),
+        }
+    }
+
+    /// The password, when this is one.
+    pub fn as_password(&self) -> Option<&str> {
+        match self {
+            Credential::Password(p) => Some(p.as_str()),
+            Credential::Bearer(_) => None,
         }
     }
 }
 
-impl std::fmt::Debug for Secret {
+impl std::fmt::Debug for Credential {
     // Secrets never reach a log line, even through `{:?}`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
+        write!(f, "Credential::{:?}(<redacted>)", self.kind())
     }
 }
 
@@ -59,7 +91,7 @@ impl std::fmt::Debug for Secret {
 pub struct LoginRequest<'a> {
     /// Already checked against [`validate_username`].
     pub username: &'a str,
-    pub secret: &'a Secret,
+    pub credential: &'a Credential,
     pub remote_ip: Option<IpAddr>,
     /// The service the client named (`smtp`, `imap`, `http`, …).
     pub service: &'a str,
@@ -92,14 +124,16 @@ impl PrincipalType {
     }
 }
 
-/// How the secret was recognised; a credential with its own scope narrows the account's
-/// permissions (SPEC §4 rule 6).
+/// What the presented credential matched; a credential with its own scope narrows the
+/// account's permissions (SPEC §4 rule 6).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CredentialKind {
+pub enum Matched {
     /// The account's own password.
     Password,
     /// An app password of the account, by id.
     AppPassword(String),
+    /// A bearer token the directory validated.
+    Token,
 }
 
 /// Who a directory says the user is.
@@ -112,7 +146,7 @@ pub struct Identity {
     pub emails: Vec<String>,
     /// Group names as the directory reports them (matched to internal groups by name).
     pub groups: Vec<String>,
-    pub credential: CredentialKind,
+    pub matched: Matched,
 }
 
 /// Why a directory that knows the user said no. Never shown to the client: every rejection
@@ -151,7 +185,14 @@ pub trait Directory: Send + Sync {
     /// The name it has in `[authentication] directories`.
     fn name(&self) -> &str;
 
-    /// Checks a password. See the crate docs for what each answer means to the chain.
+    /// Whether this directory can check a credential of this kind; the chain skips it for
+    /// the others. Most directories check passwords only.
+    fn accepts(&self, kind: CredentialKind) -> bool {
+        kind == CredentialKind::Password
+    }
+
+    /// Checks a credential of a kind it [accepts](Directory::accepts). See the crate docs for
+    /// what each answer means to the chain.
     async fn authenticate(&self, request: &LoginRequest<'_>) -> Result<Outcome, DirectoryError>;
 
     /// Finds a principal without a secret (bearer tokens, refreshes, `explain`).
@@ -226,8 +267,9 @@ mod tests {
     }
 
     #[test]
-    fn secret_debug_is_redacted() {
-        let s = Secret::password("hunter2");
+    fn credential_debug_is_redacted() {
+        let s = Credential::password("hunter2");
         assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(!format!("{:?}", Credential::bearer("tok")).contains("tok"));
     }
 }

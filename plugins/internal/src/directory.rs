@@ -1,14 +1,18 @@
 //! The `internal` directory: accounts provisioned into the store, checked with their stored hash
 //! or one of their app passwords.
+//!
+//! The engine calls [`InternalDirectory::check`], which hands back the records it read (the
+//! account, the app password) so that a login reads the account once. The [`Directory`] impl
+//! is the same check seen through the contract every directory shares.
 
 use async_trait::async_trait;
 use postern_directory::secret::{Hasher, Verdict};
 use postern_directory::{
-    CredentialKind, Directory, DirectoryError, Identity, LoginRequest, Outcome, PoolStats,
-    PrincipalType, RejectReason,
+    Directory, DirectoryError, Identity, LoginRequest, Matched, Outcome, PoolStats, PrincipalType,
+    RejectReason,
 };
 
-use crate::model::AccountType;
+use crate::model::{AccountType, Credential, Origin};
 use crate::{Store, StoreError, StoredAccount};
 
 pub struct InternalDirectory {
@@ -16,9 +20,97 @@ pub struct InternalDirectory {
     hasher: Hasher,
 }
 
+/// A successful check, with what was read on the way.
+#[derive(Debug, Clone)]
+pub enum InternalMatch {
+    Password(StoredAccount),
+    /// The account and the app password that matched (its scope narrows the session).
+    AppPassword(StoredAccount, Credential),
+}
+
+impl InternalMatch {
+    pub fn account(&self) -> &StoredAccount {
+        match self {
+            InternalMatch::Password(a) | InternalMatch::AppPassword(a, _) => a,
+        }
+    }
+}
+
+/// [`Outcome`] with the records instead of an [`Identity`].
+#[derive(Debug)]
+pub enum Checked {
+    // Boxed: the records are large, and most answers are the small variants' on a busy server
+    // under attack.
+    Matched(Box<InternalMatch>),
+    UnknownUser,
+    Rejected(RejectReason),
+}
+
 impl InternalDirectory {
     pub fn new(store: Store, hasher: Hasher) -> Self {
         InternalDirectory { store, hasher }
+    }
+
+    /// Checks a password against the account's hash, then its app passwords. An unknown user
+    /// costs one verification of the kind this directory last checked (see `Hasher::burn`).
+    pub async fn check(&self, request: &LoginRequest<'_>) -> Result<Checked, DirectoryError> {
+        let Some(password) = request.credential.as_password() else {
+            return Ok(Checked::UnknownUser);
+        };
+        let Some(stored) = self
+            .store
+            .account(request.username)
+            .await
+            .map_err(unavailable)?
+        else {
+            self.hasher.burn(password).await;
+            return Ok(Checked::UnknownUser);
+        };
+        if stored.account.kind == AccountType::Group {
+            self.hasher.burn(password).await;
+            return Ok(Checked::Rejected(RejectReason::NotLoginable));
+        }
+        let external = stored.origin != Origin::Internal;
+        let mut unverifiable = false;
+        match &stored.secret {
+            Some(hash) => match self
+                .hasher
+                .check(hash.expose().to_string(), password)
+                .await?
+            {
+                Verdict::Match => {
+                    return Ok(Checked::Matched(Box::new(InternalMatch::Password(stored))))
+                }
+                Verdict::Mismatch => {}
+                Verdict::Unverifiable(e) => {
+                    tracing::error!(account = %stored.account.name, error = %e, "stored secret cannot be verified");
+                    unverifiable = true;
+                }
+            },
+            // Accounts recorded from an external directory have no password here; only their
+            // app passwords are ours to check.
+            None if external => {}
+            None => self.hasher.burn(password).await,
+        }
+        let hash = crate::token_hash(password);
+        if let Some(cred) = self
+            .store
+            .app_password(&stored.account.name, &hash)
+            .await
+            .map_err(unavailable)?
+        {
+            return Ok(Checked::Matched(Box::new(InternalMatch::AppPassword(
+                stored, cred,
+            ))));
+        }
+        if external && stored.secret.is_none() {
+            return Ok(Checked::UnknownUser);
+        }
+        Ok(Checked::Rejected(if unverifiable {
+            RejectReason::UnverifiableSecret
+        } else {
+            RejectReason::WrongSecret
+        }))
     }
 }
 
@@ -29,7 +121,8 @@ fn unavailable(e: StoreError) -> DirectoryError {
     }
 }
 
-pub fn identity(stored: &StoredAccount, credential: CredentialKind) -> Identity {
+/// The contract's view of a stored account.
+pub fn identity(stored: &StoredAccount, matched: Matched) -> Identity {
     let a = &stored.account;
     Identity {
         name: a.name.clone(),
@@ -40,7 +133,7 @@ pub fn identity(stored: &StoredAccount, credential: CredentialKind) -> Identity 
         description: (!a.description.is_empty()).then(|| a.description.clone()),
         emails: a.emails.clone(),
         groups: a.member_of.clone(),
-        credential,
+        matched,
     }
 }
 
@@ -51,60 +144,18 @@ impl Directory for InternalDirectory {
     }
 
     async fn authenticate(&self, request: &LoginRequest<'_>) -> Result<Outcome, DirectoryError> {
-        let password = request.secret.expose();
-        let Some(stored) = self
-            .store
-            .account(request.username)
-            .await
-            .map_err(unavailable)?
-        else {
-            self.hasher.burn(password).await;
-            return Ok(Outcome::UnknownUser);
-        };
-        if stored.account.kind == AccountType::Group {
-            self.hasher.burn(password).await;
-            return Ok(Outcome::Rejected(RejectReason::NotLoginable));
-        }
-        let mut unverifiable = false;
-        match &stored.secret {
-            Some(hash) => match self.hasher.check(hash.clone(), password).await? {
-                Verdict::Match => {
-                    return Ok(Outcome::Authenticated(identity(
-                        &stored,
-                        CredentialKind::Password,
-                    )))
+        Ok(match self.check(request).await? {
+            Checked::Matched(m) => match *m {
+                InternalMatch::Password(a) => {
+                    Outcome::Authenticated(identity(&a, Matched::Password))
                 }
-                Verdict::Mismatch => {}
-                Verdict::Unverifiable(e) => {
-                    tracing::error!(account = %stored.account.name, error = %e, "stored secret cannot be verified");
-                    unverifiable = true;
+                InternalMatch::AppPassword(a, c) => {
+                    Outcome::Authenticated(identity(&a, Matched::AppPassword(c.id)))
                 }
             },
-            // Accounts recorded from an external directory have no password here; only their
-            // app passwords are ours to check.
-            None if stored.origin != "internal" => {}
-            None => self.hasher.burn(password).await,
-        }
-        let hash = crate::token_hash(password);
-        if let Some(cred) = self
-            .store
-            .app_password(&stored.account.name, &hash)
-            .await
-            .map_err(unavailable)?
-        {
-            return Ok(Outcome::Authenticated(identity(
-                &stored,
-                CredentialKind::AppPassword(cred.id),
-            )));
-        }
-        if stored.origin != "internal" && stored.secret.is_none() {
-            return Ok(Outcome::UnknownUser);
-        }
-        Ok(Outcome::Rejected(if unverifiable {
-            RejectReason::UnverifiableSecret
-        } else {
-            RejectReason::WrongSecret
-        }))
+            Checked::UnknownUser => Outcome::UnknownUser,
+            Checked::Rejected(r) => Outcome::Rejected(r),
+        })
     }
 
     async fn lookup(&self, name: &str) -> Result<Option<Identity>, DirectoryError> {
@@ -113,7 +164,7 @@ impl Directory for InternalDirectory {
             .account(name)
             .await
             .map_err(unavailable)?
-            .map(|s| identity(&s, CredentialKind::Password)))
+            .map(|s| identity(&s, Matched::Password)))
     }
 
     async fn health(&self) -> Result<(), DirectoryError> {

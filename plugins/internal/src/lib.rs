@@ -1,22 +1,23 @@
 //! Postern's internal directory and store.
 //!
-//! * [`store`]: the SQL store (SQLite or PostgreSQL) and its schema.
-//! * [`apply`]: idempotent, transactional provisioning.
-//! * [`sessions`]: sessions and credentials (API keys, app passwords).
+//! * [`model`], [`input`], [`view`]: the directory model as stored, as written, as shown.
+//! * [`store`]: the SQL store (SQLite or PostgreSQL), its schema, and the per-object API
+//!   (get, list, versioned create/update, delete) that every write goes through.
+//! * [`apply`]: idempotent, transactional provisioning, a client of the store's API.
 //! * [`directory`]: the `internal` directory that checks passwords against the store.
 
 pub mod apply;
 pub mod directory;
-pub mod failures;
+pub mod input;
 pub mod model;
-pub mod sessions;
 pub mod store;
+pub mod tokens;
+pub mod view;
 
 pub use apply::{ApplyError, ApplyReport};
-pub use directory::InternalDirectory;
+pub use directory::{Checked, InternalDirectory, InternalMatch};
 pub use store::{Backend, Snapshot, Store, StoredAccount};
-
-use sha2::{Digest, Sha256};
+pub use tokens::{new_id, token_hash};
 
 /// Errors of the store. Every variant but `Config` and `Corrupt` is transient.
 #[derive(Debug, thiserror::Error)]
@@ -71,15 +72,4 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable(_) | StoreError::Busy(_))
     }
-}
-
-/// A new random stable id (128 bits, hex).
-pub fn new_id() -> String {
-    hex::encode(rand::random::<[u8; 16]>())
-}
-
-/// How tokens and generated credentials are stored: SHA-256, hex. They carry 128+ bits of
-/// randomness, so a fast hash is enough and lets the store look them up by hash.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }

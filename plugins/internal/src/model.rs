@@ -1,6 +1,9 @@
-//! The directory model of SPEC §4, with the seeds' camelCase field names. These types are what
-//! provisioning files and the store's JSON bodies contain; permission names are kept as text here
-//! and compiled to bitsets by the engine.
+//! The directory model of SPEC §4, with the seeds' camelCase field names, as the store's JSON
+//! bodies hold it. Permission names are kept as text here and compiled to bitsets by the engine.
+//!
+//! Three shapes of an object are three types: what is written ([`crate::input`], with a
+//! `password`), what is stored (here and [`crate::store`]'s records, with a hash kept apart as a
+//! [`StoredSecret`]) and what is shown ([`crate::view`], never a secret).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -125,8 +128,9 @@ pub enum AccountType {
     Group,
 }
 
-/// An individual or a group. `password` only appears in provisioning input (it is hashed on the
-/// way in); the store keeps the hash apart from the body.
+/// An individual or a group, as its stored body holds it. The password hash is kept apart from
+/// the body ([`crate::StoredAccount::secret`]); the password itself only ever appears in
+/// [`crate::input::AccountInput`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Account {
@@ -137,10 +141,6 @@ pub struct Account {
     pub description: String,
     #[serde(default)]
     pub emails: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
     #[serde(default)]
     pub member_of: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -254,13 +254,12 @@ impl CredentialType {
     }
 }
 
+/// An OAuth client as stored. Its secret hash is a column of its own
+/// ([`crate::store::StoredOAuthClient::secret`]), so serializing a client cannot leak it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OAuthClient {
     pub client_id: String,
-    /// A hash in any scheme of SPEC §5 (or `{PLAIN}` for tests); never returned.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
     #[serde(default)]
     pub redirect_uris: Vec<String>,
     #[serde(default)]
@@ -273,29 +272,61 @@ pub struct OAuthClient {
     pub permissions: Permissions,
 }
 
-/// Everything a provisioning file may hold. Table names are kebab-case like the config; object
-/// fields are the seeds' camelCase names.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct Provision {
-    #[serde(default)]
-    pub authentication: Option<AuthDefaults>,
-    #[serde(default)]
-    pub tenant: Vec<Tenant>,
-    #[serde(default)]
-    pub role: Vec<Role>,
-    #[serde(default)]
-    pub account: Vec<Account>,
-    #[serde(default)]
-    pub api_key: Vec<Credential>,
-    #[serde(default)]
-    pub app_password: Vec<Credential>,
-    #[serde(default)]
-    pub oauth_client: Vec<OAuthClient>,
-}
-
 /// Ids of the built-in roles; they always exist and cannot be provisioned.
 pub const BUILTIN_ROLES: [&str; 3] = ["user", "admin", "tenant-admin"];
+
+/// Where an account comes from: provisioned here, or recorded at its first login through an
+/// external directory (named as in `[authentication] directories`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Origin {
+    Internal,
+    Directory(String),
+}
+
+impl Origin {
+    /// The store's `origin` column.
+    pub fn from_column(text: String) -> Origin {
+        if text == "internal" {
+            Origin::Internal
+        } else {
+            Origin::Directory(text)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Origin::Internal => "internal",
+            Origin::Directory(name) => name,
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored password or client-secret hash. Neither `Serialize` nor a revealing `Debug`: a
+/// record that holds one cannot end up in a JSON answer or a log line by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSecret(String);
+
+impl StoredSecret {
+    pub fn new(hash: impl Into<String>) -> Self {
+        StoredSecret(hash.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for StoredSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoredSecret(<redacted>)")
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use ldap3::Scope;
 use postern_directory::secret::{Hasher, Verdict};
 use postern_directory::{
-    read_secret_file, ConfigProblem, CredentialKind, Directory, DirectoryError, Identity,
-    LoginRequest, Outcome, PrincipalType, RejectReason, MAX_USERNAME_LEN,
+    read_secret_file, ConfigProblem, Directory, DirectoryError, Identity, LoginRequest, Matched,
+    Outcome, PrincipalType, RejectReason, MAX_USERNAME_LEN,
 };
 use zeroize::Zeroizing;
 
@@ -125,7 +125,7 @@ impl LdapDirectory {
             description: entry.first(&a.description).map(str::to_string),
             emails: entry.values(&a.email).to_vec(),
             groups: self.groups(entry).await?,
-            credential: CredentialKind::Password,
+            matched: Matched::Password,
         })
     }
 
@@ -206,7 +206,10 @@ impl Directory for LdapDirectory {
     }
 
     async fn authenticate(&self, request: &LoginRequest<'_>) -> Result<Outcome, DirectoryError> {
-        let password = request.secret.expose();
+        // Passwords are all this directory checks (`accepts`' default).
+        let Some(password) = request.credential.as_password() else {
+            return Ok(Outcome::UnknownUser);
+        };
         // Refused before any bind: many servers take a simple bind with an empty password as
         // an anonymous bind, and report it as success (RFC 4513 §5.1.2).
         if password.is_empty() {

@@ -7,7 +7,9 @@
 use std::time::{Duration, Instant};
 
 use postern_directory::secret::Hasher;
-use postern_directory::{Directory, DirectoryError, LoginRequest, Outcome, RejectReason, Secret};
+use postern_directory::{
+    Credential, Directory, DirectoryError, LoginRequest, Outcome, RejectReason,
+};
 use postern_e2e::slapd::{self, Slapd};
 use postern_ldap::{LdapConfig, LdapDirectory};
 use serde_json::{json, Value};
@@ -49,10 +51,10 @@ fn directory(c: LdapConfig) -> LdapDirectory {
 }
 
 async fn login(d: &LdapDirectory, user: &str, password: &str) -> Result<Outcome, DirectoryError> {
-    let secret = Secret::password(password);
+    let secret = Credential::password(password);
     d.authenticate(&LoginRequest {
         username: user,
-        secret: &secret,
+        credential: &secret,
         remote_ip: None,
         service: "test",
     })

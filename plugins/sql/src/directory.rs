@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use postern_directory::secret::Verdict;
 use postern_directory::{
-    validate_username, CredentialKind, Directory, DirectoryError, Identity, LoginRequest, Outcome,
+    validate_username, Directory, DirectoryError, Identity, LoginRequest, Matched, Outcome,
     PrincipalType, RejectReason,
 };
 use zeroize::Zeroizing;
@@ -159,7 +159,7 @@ impl SqlDirectory {
             description: account.description,
             emails,
             groups,
-            credential: CredentialKind::Password,
+            matched: Matched::Password,
         })
     }
 }
@@ -171,7 +171,10 @@ impl Directory for SqlDirectory {
     }
 
     async fn authenticate(&self, request: &LoginRequest<'_>) -> Result<Outcome, DirectoryError> {
-        let password = request.secret.expose();
+        // Passwords are all this directory checks (`accepts`' default).
+        let Some(password) = request.credential.as_password() else {
+            return Ok(Outcome::UnknownUser);
+        };
         let account = match self.find(request.username).await {
             Ok(Some(a)) => a,
             Ok(None) => {

@@ -8,7 +8,9 @@
 use std::time::{Duration, Instant};
 
 use postern_directory::secret::Hasher;
-use postern_directory::{Directory, DirectoryError, LoginRequest, Outcome, RejectReason, Secret};
+use postern_directory::{
+    Credential, Directory, DirectoryError, LoginRequest, Outcome, RejectReason,
+};
 use postern_e2e::sqldb::{self, Kind, MailDb};
 use postern_sql::{SqlConfig, SqlDirectory};
 
@@ -53,10 +55,10 @@ fn directory(db: &MailDb, login: Option<&str>) -> SqlDirectory {
 }
 
 async fn auth(d: &SqlDirectory, user: &str, pw: &str) -> Result<Outcome, DirectoryError> {
-    let secret = Secret::password(pw);
+    let secret = Credential::password(pw);
     d.authenticate(&LoginRequest {
         username: user,
-        secret: &secret,
+        credential: &secret,
         remote_ip: None,
         service: "imap",
     })

@@ -1,6 +1,8 @@
 //! SIGHUP: an invalid configuration is refused and the running one stays; a valid one adds and
-//! removes listeners while the unchanged ones keep their connections.
+//! removes listeners while the unchanged ones keep their connections, and puts new HTTP
+//! settings in force on the running HTTP listener.
 
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 
 use postern_e2e::mail::{self, DovecotClient};
@@ -154,4 +156,104 @@ fn sighup_adds_and_removes_listeners_and_keeps_the_unchanged_ones() {
     assert_eq!(mode(&sock), 0o666);
     let ok = mail::testsaslauthd(&sock, "alice", "Alice-reload-pw", "imap");
     assert!(ok.contains("OK"), "{ok}\n{}", d.logs());
+}
+
+/// `GET /auth/nginx` for alice over an open HTTP/1.1 connection (kept alive between calls);
+/// the `Auth-*` reply headers, lower-cased.
+fn nginx_auth(conn: &mut BufReader<TcpStream>) -> Vec<(String, String)> {
+    let request = "GET /auth/nginx HTTP/1.1\r\nHost: postern\r\nAuth-Method: plain\r\n\
+                   Auth-User: alice\r\nAuth-Pass: Alice-reload-pw\r\nAuth-Protocol: imap\r\n\
+                   Auth-Login-Attempt: 1\r\nClient-IP: 192.0.2.10\r\n\r\n";
+    conn.get_mut().write_all(request.as_bytes()).unwrap();
+    let mut headers = Vec::new();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        assert!(conn.read_line(&mut line).unwrap() > 0, "connection closed");
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_string());
+            if name == "content-length" {
+                length = value.parse().unwrap();
+            }
+            headers.push((name, value));
+        }
+    }
+    let mut body = vec![0; length];
+    std::io::Read::read_exact(conn, &mut body).unwrap();
+    headers
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn sighup_puts_new_auth_http_backends_in_force_on_the_running_listener() {
+    let http = free_port();
+    let backends =
+        |port: u16| format!("\n[auth-http]\nbackends = {{ imap = \"127.0.0.1:{port}\" }}\n");
+    let d = Daemon::start(&(config(http, &[], "") + &backends(1143)), &[]);
+    provision(&d, PROVISION);
+    let stream = TcpStream::connect(("127.0.0.1", http)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut conn = BufReader::new(stream);
+    let before = nginx_auth(&mut conn);
+    assert_eq!(header(&before, "auth-status"), Some("OK"), "{before:?}");
+    assert_eq!(header(&before, "auth-port"), Some("1143"), "{before:?}");
+
+    std::fs::write(&d.config, config(http, &[], "") + &backends(2143)).unwrap();
+    let logs = sighup(&d);
+    assert!(logs.contains("configuration reloaded"), "{logs}");
+    // Not bound again: the listener went on, and so did the connection opened before.
+    assert!(!logs.contains("listener removed or changed"), "{logs}");
+    assert!(!logs.contains("listening"), "{logs}");
+    let after = nginx_auth(&mut conn);
+    assert_eq!(header(&after, "auth-status"), Some("OK"), "{after:?}");
+    assert_eq!(header(&after, "auth-port"), Some("2143"), "{after:?}");
+}
+
+/// `POST /auth/login` as alice through a proxy that says the client is 203.0.113.9.
+fn forwarded_login(http: u16) {
+    let body = r#"{"username":"alice","password":"Alice-reload-pw"}"#;
+    let r = ureq::post(&format!("http://127.0.0.1:{http}/auth/login"))
+        .set("Content-Type", "application/json")
+        .set("X-Forwarded-For", "198.51.100.1, 203.0.113.9")
+        .send_string(body)
+        .expect("login");
+    assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn sighup_puts_new_trusted_proxies_in_force() {
+    let http = free_port();
+    let d = Daemon::start(&config(http, &[], ""), &[]);
+    provision(&d, PROVISION);
+    // Nobody trusted (the default): the forwarded address is ignored.
+    forwarded_login(http);
+    let logs = d.logs();
+    assert!(logs.contains("client=127.0.0.1"), "{logs}");
+    assert!(!logs.contains("203.0.113.9"), "{logs}");
+
+    std::fs::write(
+        &d.config,
+        config(http, &[], "trusted-proxies = [\"127.0.0.1/32\"]"),
+    )
+    .unwrap();
+    let logs = sighup(&d);
+    assert!(logs.contains("configuration reloaded"), "{logs}");
+    assert!(!logs.contains("listener removed or changed"), "{logs}");
+    forwarded_login(http);
+    // The right-most untrusted hop is the client; what it wrote itself further left is not.
+    let logs = d.logs();
+    assert!(logs.contains("client=203.0.113.9"), "{logs}");
+    assert!(!logs.contains("198.51.100.1"), "{logs}");
 }

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::Engine;
-use crate::config::{AuthHttpConfig, Config, ListenerConfig, Protocol};
+use crate::config::{Config, ListenerConfig, Protocol};
 use crate::net::{Closed, Listener, TlsOptions, UnixOptions};
 use crate::tls::{Certs, TlsError, DEFAULT_HANDSHAKE_TIMEOUT};
 use crate::{frontend, http};
@@ -42,7 +42,10 @@ struct Running {
 
 pub struct Listeners {
     engine: Arc<Engine>,
-    auth_http: AuthHttpConfig,
+    /// One router for every HTTP listener; its settings are swapped on reload
+    /// ([`http::AppState::replace`]), so an HTTP listener is bound again only when its own
+    /// `[[listener]]` table changes.
+    http: axum::Router,
     running: Vec<Running>,
     /// Listeners removed by a reload, still finishing their connections.
     retired: Vec<JoinHandle<()>>,
@@ -57,10 +60,10 @@ fn label(p: Protocol) -> &'static str {
 }
 
 impl Listeners {
-    pub fn new(engine: Arc<Engine>, auth_http: AuthHttpConfig) -> Listeners {
+    pub fn new(engine: Arc<Engine>, http: http::AppState) -> Listeners {
         Listeners {
             engine,
-            auth_http,
+            http: http::router(http),
             running: Vec::new(),
             retired: Vec::new(),
         }
@@ -96,11 +99,7 @@ impl Listeners {
             group: l.group.clone(),
         };
         let label = label(l.protocol);
-        let gauge = self
-            .engine
-            .metrics
-            .connections_active
-            .with_label_values(&[label]);
+        let gauge = self.engine.connections_gauge(label);
         let listener = Listener::bind(&l.bind, &unix, tls, l.max_connections, gauge).await?;
         let address = listener.local_addr();
         let scheme = if certs.is_some() { " (TLS)" } else { "" };
@@ -122,9 +121,9 @@ impl Listeners {
         let engine = self.engine.clone();
         let task = match l.protocol {
             Protocol::Http => {
-                let auth_http = self.auth_http.clone();
+                let app = self.http.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = http::serve(listener, engine, &auth_http, stopped).await {
+                    if let Err(e) = http::serve(listener, app, stopped).await {
                         tracing::error!(error = %e, "http listener failed");
                     }
                 })
@@ -151,14 +150,11 @@ impl Listeners {
     /// Brings the listeners in line with `new` (already validated). Problems with one listener
     /// are logged and do not stop the others.
     pub async fn reconcile(&mut self, new: &Config) {
-        let http_changed = self.auth_http != new.auth_http;
         let mut kept = Vec::new();
         let mut wanted: Vec<&ListenerConfig> = Vec::new();
         let mut old = std::mem::take(&mut self.running);
         for l in &new.listener {
-            let same =
-                |r: &Running| r.config == *l && !(l.protocol == Protocol::Http && http_changed);
-            match old.iter().position(same) {
+            match old.iter().position(|r| r.config == *l) {
                 Some(i) => kept.push(old.swap_remove(i)),
                 None => wanted.push(l),
             }
@@ -189,7 +185,6 @@ impl Listeners {
             }
         }
         self.running = kept;
-        self.auth_http = new.auth_http.clone();
         for l in wanted {
             if let Err(e) = self.start(l).await {
                 tracing::error!(error = %e, "listener not started");

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use postern_directory::Secret;
+use postern_directory::Credential;
 use postern_protocols::dovecot::{
     self, ClientLine, ClientState, Disposition, FailCode, ParseError,
 };
@@ -16,7 +16,6 @@ use tokio::time::Instant;
 use super::Server;
 use crate::auth::bearer::BearerAttempt;
 use crate::auth::{Frontend, LoginError, PasswordAttempt, Principal};
-use crate::metrics::Outcome;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Flow {
@@ -254,13 +253,11 @@ impl Conn {
                 // A rejected token was already counted by the engine; malformed exchanges never
                 // reached it and are counted here.
                 if err != SaslError::TokenRejected {
-                    let mechanism = mechanism_label(session.mechanism());
-                    self.server.engine.metrics.auth(
-                        Frontend::DovecotAuth.as_str(),
-                        mechanism,
-                        "none",
-                        Outcome::Failure,
-                        0.0,
+                    self.server.engine.refused(
+                        Frontend::DovecotAuth,
+                        session.mechanism().into(),
+                        session.user(),
+                        err.reason(),
                     );
                 }
                 let line = dovecot::fail(id, session.user(), None, Some(err.reason()), false);
@@ -280,9 +277,9 @@ impl Conn {
                     engine
                         .login(PasswordAttempt {
                             frontend: Frontend::DovecotAuth,
-                            mechanism: mechanism.name(),
+                            mechanism: mechanism.into(),
                             username: &authcid,
-                            password: Secret::password(password.as_str()),
+                            password: Credential::password(password.as_str()),
                             service: &service,
                             remote_ip,
                         })
@@ -292,7 +289,7 @@ impl Conn {
                     engine
                         .login_bearer(BearerAttempt {
                             frontend: Frontend::DovecotAuth,
-                            mechanism: mechanism.name(),
+                            mechanism: mechanism.into(),
                             token: &token,
                             claimed_user: user.as_deref(),
                             service: &service,
@@ -343,16 +340,6 @@ impl Conn {
             Ok(()) => Flow::Continue,
             Err(_) => Flow::Disconnect,
         }
-    }
-}
-
-/// The metrics label of a mechanism (a closed set).
-fn mechanism_label(m: Mechanism) -> &'static str {
-    match m {
-        Mechanism::Plain => "plain",
-        Mechanism::Login => "login",
-        Mechanism::XOAuth2 => "xoauth2",
-        Mechanism::OAuthBearer => "oauthbearer",
     }
 }
 

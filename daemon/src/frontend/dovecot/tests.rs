@@ -4,9 +4,9 @@ use base64::Engine as _;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
 
 use super::*;
-use crate::auth::{Frontend, PasswordAttempt};
+use crate::auth::{Frontend, Mechanism, PasswordAttempt};
 use crate::frontend::testkit::{self, PASSWORD};
-use postern_directory::Secret;
+use postern_directory::Credential;
 
 fn b64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
@@ -161,7 +161,7 @@ async fn plain_and_login_good_and_bad() {
     c.send(&format!("CONT\t5\t{}\n", b64(PASSWORD.as_bytes())))
         .await;
     assert_eq!(c.line().await.unwrap(), "OK\t5\tuser=alice");
-    let metrics = engine.metrics.render();
+    let metrics = engine.render_metrics();
     assert!(
         metrics.contains(r#"frontend="dovecot-auth",mechanism="login""#),
         "{metrics}"
@@ -261,7 +261,7 @@ async fn bad_input_is_answered_and_the_connection_kept() {
         .unwrap()
         .starts_with("FAIL\t5\tcode=invalid_base64"));
     // Exchanges that never reached the engine are counted too.
-    let metrics = engine.metrics.render();
+    let metrics = engine.render_metrics();
     assert!(
         metrics
             .lines()
@@ -379,9 +379,9 @@ async fn bearer_mechanisms_take_session_tokens() {
     let (_dir, engine) = testkit::engine().await;
     let attempt = PasswordAttempt {
         frontend: Frontend::Http,
-        mechanism: "password",
+        mechanism: Mechanism::Password,
         username: "alice",
-        password: Secret::password(PASSWORD),
+        password: Credential::password(PASSWORD),
         service: "http",
         remote_ip: None,
     };

@@ -1,22 +1,20 @@
 //! `postern apply`: idempotent, transactional provisioning.
 //!
-//! The whole file is checked first (every problem collected, each naming its object), then
-//! written in one transaction that compares each object with what is stored and writes only
-//! differences. Running the same file twice changes nothing, and a refused file writes nothing.
+//! A client of the store's per-object API: every object of the file is written through the
+//! same calls the management API makes, in one transaction. Each call checks its object at
+//! once and its references at commit, so every problem of the file is reported together and a
+//! refused file writes nothing. Writes change only what differs, so running a file twice
+//! changes nothing.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 
 use postern_directory::secret::Hasher;
 use zeroize::Zeroizing;
 
-use crate::model::{Account, AccountType, Credential, CredentialType, Provision};
-use crate::sessions::generate_secret;
-use crate::store::{to_json, upsert_meta};
+use crate::input::Provision;
+use crate::model::CredentialType;
+use crate::store::{Change, Expect, WriteError};
 use crate::{Store, StoreError};
-
-mod checks;
-
-use checks::{check_file, check_references, Existing};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -27,6 +25,17 @@ pub enum ApplyError {
     Store(#[from] StoreError),
 }
 
+impl From<WriteError> for ApplyError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Invalid(p) => ApplyError::Invalid(p),
+            WriteError::Store(e) => ApplyError::Store(e),
+            // Provisioning creates or updates whatever it finds.
+            other => ApplyError::Invalid(vec![other.to_string()]),
+        }
+    }
+}
+
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ApplyReport {
     /// `kind id` of each object created or changed.
@@ -34,286 +43,121 @@ pub struct ApplyReport {
     pub updated: Vec<String>,
     pub unchanged: usize,
     /// Secrets of credentials created by this run: shown once, stored only as hashes.
-    pub new_secrets: Vec<(String, String)>,
+    pub new_secrets: Vec<(String, Zeroizing<String>)>,
 }
 
 impl ApplyReport {
     pub fn changed(&self) -> bool {
         !self.created.is_empty() || !self.updated.is_empty()
     }
+
+    fn track(&mut self, what: String, change: Change) {
+        match change {
+            Change::Created => self.created.push(what),
+            Change::Updated => self.updated.push(what),
+            Change::Unchanged => self.unchanged += 1,
+        }
+    }
 }
 
-/// Checks and validations the engine owns (permission names, dates, networks).
-pub struct Validator<'a> {
-    pub is_permission: &'a (dyn Fn(&str) -> bool + Sync),
-    /// Returns an error text for an invalid credential (expiry, networks).
-    pub check_credential: &'a (dyn Fn(&Credential) -> Result<(), String> + Sync),
+/// Collects a call's answer: its own problems are kept by the transaction for the commit,
+/// so the file goes on to show every problem; anything else ends the run.
+fn noted<T>(r: Result<T, WriteError>) -> Result<Option<T>, ApplyError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(WriteError::Invalid(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub async fn apply(
     store: &Store,
     file: &Provision,
-    validator: &Validator<'_>,
     hasher: &Hasher,
 ) -> Result<ApplyReport, ApplyError> {
-    let mut problems = check_file(file, validator);
-    let mut tx = store.pool.begin().await.map_err(StoreError::from_sqlx)?;
-    let existing = Existing::load(&mut tx).await?;
-    check_references(file, &existing, &mut problems);
-    if !problems.is_empty() {
-        return Err(ApplyError::Invalid(problems));
-    }
-
+    let mut tx = store.begin().await?;
+    tx.refuse(duplicates(file));
     let mut report = ApplyReport::default();
-    if let Some(defaults) = &file.authentication {
-        let body = to_json(defaults)?;
-        let old = existing.settings.get("authentication");
-        track(&mut report, "authentication", "defaults", old, &body);
-        if old != Some(&body) {
-            sqlx::query(
-                "INSERT INTO settings (key, body) VALUES ('authentication', $1)
-                 ON CONFLICT (key) DO UPDATE SET body = excluded.body",
-            )
-            .bind(&body)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+    if let Some(d) = &file.authentication {
+        if let Some(c) = noted(tx.put_defaults(d, Expect::Either).await)? {
+            report.track("authentication defaults".into(), c);
         }
     }
-    for tenant in &file.tenant {
-        let body = to_json(tenant)?;
-        let old = existing.tenants.get(&tenant.id);
-        track(&mut report, "tenant", &tenant.id, old, &body);
-        if old != Some(&body) {
-            upsert_body(&mut tx, "tenants", &tenant.id, &body).await?;
+    for t in &file.tenant {
+        if let Some(c) = noted(tx.put_tenant(t, Expect::Either).await)? {
+            report.track(format!("tenant {}", t.id), c);
         }
     }
-    for role in &file.role {
-        let body = to_json(role)?;
-        let old = existing.roles.get(&role.id);
-        track(&mut report, "role", &role.id, old, &body);
-        if old != Some(&body) {
-            upsert_body(&mut tx, "roles", &role.id, &body).await?;
+    for r in &file.role {
+        if let Some(c) = noted(tx.put_role(r, Expect::Either).await)? {
+            report.track(format!("role {}", r.id), c);
         }
     }
-    for account in &file.account {
-        write_provisioned_account(&mut tx, &existing, account, hasher, &mut report).await?;
+    for a in &file.account {
+        if let Some(c) = noted(tx.put_account(a, hasher, Expect::Either).await)? {
+            report.track(format!("account {}", a.name), c);
+        }
     }
     for (list, kind) in [
         (&file.api_key, CredentialType::ApiKey),
         (&file.app_password, CredentialType::AppPassword),
     ] {
         for cred in list {
-            write_credential(&mut tx, &existing, cred, kind, &mut report).await?;
+            let what = format!("{} {}", kind.as_str(), cred.id);
+            if let Some(w) = noted(tx.put_credential(kind, cred, Expect::Either).await)? {
+                report.track(what.clone(), w.change);
+                if let Some(secret) = w.secret {
+                    report.new_secrets.push((what, secret));
+                }
+            }
         }
     }
-    for client in &file.oauth_client {
-        let body = to_json(client)?;
-        let old = existing.oauth_clients.get(&client.client_id);
-        track(&mut report, "oauth-client", &client.client_id, old, &body);
-        if old != Some(&body) {
-            sqlx::query(
-                "INSERT INTO oauth_clients (client_id, body) VALUES ($1, $2)
-                 ON CONFLICT (client_id) DO UPDATE SET body = excluded.body",
-            )
-            .bind(&client.client_id)
-            .bind(&body)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+    for c in &file.oauth_client {
+        if let Some(change) = noted(tx.put_oauth_client(c, Expect::Either).await)? {
+            report.track(format!("oauth-client {}", c.client_id), change);
         }
     }
-    if report.changed() {
-        let generation: i64 =
-            sqlx::query_scalar("SELECT value FROM postern_meta WHERE key = 'generation'")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-        upsert_meta(&mut tx, "generation", generation + 1).await?;
-    }
-    tx.commit().await.map_err(StoreError::from_sqlx)?;
+    tx.commit().await?;
     Ok(report)
 }
 
-fn track(report: &mut ApplyReport, kind: &str, id: &str, old: Option<&String>, new: &str) {
-    match old {
-        None => report.created.push(format!("{kind} {id}")),
-        Some(old) if old != new => report.updated.push(format!("{kind} {id}")),
-        Some(_) => report.unchanged += 1,
-    }
-}
-
-async fn upsert_body(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    table: &'static str,
-    id: &str,
-    body: &str,
-) -> Result<(), StoreError> {
-    // `table` is one of our own constants, never input.
-    let sql = format!(
-        "INSERT INTO {table} (id, body) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET body = excluded.body"
+/// An object defined twice in one file: the second would silently win.
+fn duplicates(file: &Provision) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut dup = |kind: &str, ids: Vec<&str>| {
+        let mut seen = HashSet::new();
+        for id in ids {
+            if !seen.insert(id) {
+                problems.push(format!("{kind} {id:?}: defined twice"));
+            }
+        }
+    };
+    dup("role", file.role.iter().map(|r| r.id.as_str()).collect());
+    dup(
+        "tenant",
+        file.tenant.iter().map(|r| r.id.as_str()).collect(),
     );
-    sqlx::query(&sql)
-        .bind(id)
-        .bind(body)
-        .execute(&mut **tx)
-        .await
-        .map(|_| ())
-        .map_err(StoreError::from_sqlx)
+    dup(
+        "account",
+        file.account.iter().map(|r| r.name.as_str()).collect(),
+    );
+    dup(
+        "api-key",
+        file.api_key.iter().map(|r| r.id.as_str()).collect(),
+    );
+    dup(
+        "app-password",
+        file.app_password.iter().map(|r| r.id.as_str()).collect(),
+    );
+    dup(
+        "oauth-client",
+        file.oauth_client
+            .iter()
+            .map(|r| r.client_id.as_str())
+            .collect(),
+    );
+    problems
 }
 
-async fn write_provisioned_account(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    existing: &Existing,
-    input: &Account,
-    hasher: &Hasher,
-    report: &mut ApplyReport,
-) -> Result<(), StoreError> {
-    let mut body = input.clone();
-    body.password = None;
-    body.secret = None;
-    let old = existing.accounts.get(&input.name);
-    let old_secret = old.and_then(|o| o.secret.clone());
-    // Keep a stored hash that already verifies the given password: re-hashing would change the
-    // row (new salt) on every run, and `apply` twice must change nothing.
-    let secret = match (&input.secret, &input.password) {
-        (Some(hash), _) => Some(hash.clone()),
-        (None, Some(password)) => {
-            let pw = Zeroizing::new(password.as_bytes().to_vec());
-            let keep = match &old_secret {
-                Some(stored) => hasher
-                    .verify(stored.clone(), pw.clone())
-                    .await
-                    .unwrap_or(false),
-                None => false,
-            };
-            if keep {
-                old_secret.clone()
-            } else {
-                Some(
-                    hasher
-                        .hash(pw)
-                        .await
-                        .map_err(|e| StoreError::Query(format!("hashing password: {e}")))?,
-                )
-            }
-        }
-        (None, None) => old_secret.clone(),
-    };
-    let new_body = to_json(&body)?;
-    let (id, origin, changed) = match old {
-        None => {
-            report.created.push(format!("account {}", input.name));
-            (crate::new_id(), "internal".to_string(), true)
-        }
-        Some(o) => {
-            let changed = o.body != new_body || o.secret != secret || o.origin != "internal";
-            if changed {
-                report.updated.push(format!("account {}", input.name));
-            } else {
-                report.unchanged += 1;
-            }
-            // Provisioning an account an external directory recorded keeps its stable id.
-            (o.id.clone(), o.origin.clone(), changed)
-        }
-    };
-    if changed {
-        write_account(tx, &id, &origin, secret.as_deref(), &body).await?;
-    }
-    Ok(())
-}
-
-/// Writes one account row and its email index.
-pub(crate) async fn write_account(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    id: &str,
-    origin: &str,
-    secret: Option<&str>,
-    account: &Account,
-) -> Result<(), StoreError> {
-    let kind = match account.kind {
-        AccountType::Individual => "individual",
-        AccountType::Group => "group",
-    };
-    sqlx::query(
-        "INSERT INTO accounts (name, id, kind, origin, secret, body) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, secret = excluded.secret,
-         body = excluded.body",
-    )
-    .bind(&account.name)
-    .bind(id)
-    .bind(kind)
-    .bind(origin)
-    .bind(secret.map(str::to_string))
-    .bind(to_json(account)?)
-    .execute(&mut **tx)
-    .await
-    .map_err(StoreError::from_sqlx)?;
-    sqlx::query("DELETE FROM account_emails WHERE account = $1")
-        .bind(&account.name)
-        .execute(&mut **tx)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-    for email in account.emails.iter().collect::<BTreeSet<_>>() {
-        sqlx::query(
-            "INSERT INTO account_emails (email, account) VALUES ($1, $2)
-             ON CONFLICT (email) DO UPDATE SET account = excluded.account",
-        )
-        .bind(email.to_lowercase())
-        .bind(&account.name)
-        .execute(&mut **tx)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-    }
-    Ok(())
-}
-
-async fn write_credential(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    existing: &Existing,
-    cred: &Credential,
-    kind: CredentialType,
-    report: &mut ApplyReport,
-) -> Result<(), StoreError> {
-    let body = to_json(cred)?;
-    let key = (kind.as_str().to_string(), cred.id.clone());
-    match existing.credentials.get(&key) {
-        Some(old) if *old == body => report.unchanged += 1,
-        Some(_) => {
-            report
-                .updated
-                .push(format!("{} {}", kind.as_str(), cred.id));
-            sqlx::query(
-                "UPDATE credentials SET body = $1, account = $2 WHERE kind = $3 AND id = $4",
-            )
-            .bind(&body)
-            .bind(&cred.account)
-            .bind(kind.as_str())
-            .bind(&cred.id)
-            .execute(&mut **tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        }
-        None => {
-            report
-                .created
-                .push(format!("{} {}", kind.as_str(), cred.id));
-            let secret = generate_secret(kind);
-            sqlx::query(
-                "INSERT INTO credentials (id, kind, account, secret_hash, body) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&cred.id)
-            .bind(kind.as_str())
-            .bind(&cred.account)
-            .bind(crate::token_hash(&secret))
-            .bind(&body)
-            .execute(&mut **tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-            report
-                .new_secrets
-                .push((format!("{} {}", kind.as_str(), cred.id), secret.to_string()));
-        }
-    }
-    Ok(())
-}
+#[cfg(test)]
+mod tests;

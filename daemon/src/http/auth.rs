@@ -1,37 +1,25 @@
-//! `POST /auth/login`, `GET /auth/session`, `DELETE /auth/session`.
+//! The `/auth` area: `POST /auth/login`, `GET /auth/session`, `DELETE /auth/session`, and
+//! nginx's `GET /auth/nginx` (in [`super::nginx`]).
 
-use std::net::IpAddr;
-
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use base64::Engine as _;
-use postern_directory::Secret;
+use postern_directory::Credential;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::{ApiError, AppState, ClientAddr};
-use crate::auth::{Frontend, LoginError, PasswordAttempt};
+use super::extract::{parse_json, Authenticated, Carrier, ClientIp, Credentials, LimitedBody};
+use super::{nginx, ApiError, AppState};
+use crate::auth::{Frontend, LoginError, Mechanism, PasswordAttempt, SessionView};
 
-/// The client's IP, when the connection has one (TCP).
-pub struct ClientIp(pub Option<IpAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<ClientAddr>>()
-                .and_then(|c| c.0 .0)
-                .map(|a| a.ip()),
-        ))
-    }
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/session", get(session).delete(logout))
+        .route("/auth/nginx", get(nginx::auth))
 }
 
 #[derive(Deserialize)]
@@ -69,39 +57,30 @@ fn basic(headers: &HeaderMap) -> Option<Result<(String, Zeroizing<String>), ApiE
     Some(Ok((user.to_string(), Zeroizing::new(pass.to_string()))))
 }
 
+/// Logs in with a JSON body or `Authorization: Basic`. The body is read whatever its
+/// `Content-Type` (not [`super::extract::JsonBody`]): `curl -d` sends a form type, and
+/// scripts have always been able to post JSON that way.
 pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("request body over {} bytes", super::MAX_BODY),
-            )
-        } else {
-            ApiError::bad_request(format!("cannot read body: {e}"))
-        }
-    })?;
     let (username, password, mechanism) = match basic(&headers) {
         Some(creds) => {
             let (u, p) = creds?;
-            (u, p, "basic")
+            (u, p, Mechanism::Basic)
         }
         None => {
-            let parsed: LoginBody = serde_json::from_slice(&body)
-                .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
-            (parsed.username, parsed.password, "password")
+            let parsed: LoginBody = parse_json(&body)?;
+            (parsed.username, parsed.password, Mechanism::Password)
         }
     };
     let attempt = PasswordAttempt {
         frontend: Frontend::Http,
         mechanism,
         username: &username,
-        password: Secret::Password(password),
+        password: Credential::Password(password),
         service: "http",
         remote_ip: ip,
     };
@@ -111,10 +90,24 @@ pub async fn login(
                 tracing::warn!(error = %e, "cannot store session");
                 ApiError::unavailable()
             })?;
-            Ok((StatusCode::OK, Json(view)).into_response())
+            let cookie = view.token.as_deref().and_then(|token| {
+                let max_age = seconds_left(&state, &view);
+                state.settings().cookie.session(token, max_age)
+            });
+            let mut response = (StatusCode::OK, Json(view)).into_response();
+            if let Some(cookie) = cookie {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            Ok(response)
         }
         Err(e) => Err(login_error(e)),
     }
+}
+
+/// The session's remaining lifetime, for the cookie's `Max-Age`.
+fn seconds_left(state: &AppState, view: &SessionView) -> Option<u64> {
+    let expires = crate::auth::clock::parse_rfc3339(view.expires_at.as_deref()?).ok()?;
+    u64::try_from(expires - state.engine.clock().unix()).ok()
 }
 
 fn login_error(e: LoginError) -> ApiError {
@@ -142,48 +135,26 @@ fn login_error(e: LoginError) -> ApiError {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer"))?;
-    let text = value
-        .to_str()
-        .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
-    match text.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(token.trim())
-        }
-        _ => Err(ApiError::unauthorized(
-            "expected Authorization: Bearer <token>",
-        )),
-    }
+/// The session (or API key) of the bearer token or session cookie.
+pub async fn session(auth: Authenticated) -> Response {
+    (StatusCode::OK, Json(auth.session)).into_response()
 }
 
-pub async fn session(
-    State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let token = bearer(&headers)?;
-    match state.engine.bearer(token, ip).await {
-        Ok(Some(view)) => Ok((StatusCode::OK, Json(view)).into_response()),
-        Ok(None) => Err(ApiError::unauthorized("unknown, expired or revoked token")),
-        Err(e) => {
-            tracing::warn!(error = %e, "session lookup failed");
-            Err(ApiError::unavailable())
-        }
-    }
-}
-
+/// Revokes the session; a session cookie is cleared with it.
 pub async fn logout(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
 ) -> Result<Response, ApiError> {
-    let token = bearer(&headers)?;
-    match state.engine.revoke(token).await {
-        Ok(true) => Ok(StatusCode::NO_CONTENT.into_response()),
+    match state.engine.revoke(&credentials.token).await {
+        Ok(true) => {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            if credentials.carrier == Carrier::Cookie {
+                if let Some(clear) = state.settings().cookie.clear() {
+                    response.headers_mut().append(header::SET_COOKIE, clear);
+                }
+            }
+            Ok(response)
+        }
         Ok(false) => Err(ApiError::unauthorized("unknown, expired or revoked token")),
         Err(e) => {
             tracing::warn!(error = %e, "session revocation failed");

@@ -25,7 +25,7 @@ impl Store {
         now: i64,
         window: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+        let mut tx = self.db().begin().await.map_err(StoreError::from_sqlx)?;
         for (key, n) in counts {
             sqlx::query(
                 "INSERT INTO login_failures (key, window_start, failures) VALUES ($1, $2, $3)
@@ -64,7 +64,7 @@ impl Store {
         .bind(window)
         .bind(per_account)
         .bind(per_ip)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db())
         .await
         .map_err(StoreError::from_sqlx)?;
         Ok(rows
@@ -77,7 +77,7 @@ impl Store {
     pub async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM login_failures WHERE key = $1")
             .bind(key)
-            .execute(&self.pool)
+            .execute(self.db())
             .await
             .map(|_| ())
             .map_err(StoreError::from_sqlx)
@@ -88,7 +88,7 @@ impl Store {
         sqlx::query("DELETE FROM login_failures WHERE window_start + $2 <= $1")
             .bind(now)
             .bind(window)
-            .execute(&self.pool)
+            .execute(self.db())
             .await
             .map(|r| r.rows_affected())
             .map_err(StoreError::from_sqlx)

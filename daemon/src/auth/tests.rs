@@ -1,0 +1,81 @@
+//! What a login costs the store, and the entry for identities proven elsewhere.
+
+use postern_directory::{Credential, Identity, Matched, PrincipalType};
+
+use super::*;
+use crate::frontend::testkit::{self, PASSWORD};
+
+fn attempt<'a>(user: &'a str, password: &str) -> PasswordAttempt<'a> {
+    PasswordAttempt {
+        frontend: Frontend::Http,
+        mechanism: Mechanism::Password,
+        username: user,
+        password: Credential::password(password),
+        service: "http",
+        remote_ip: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_login_reads_the_account_once() {
+    let (_dir, engine) = testkit::engine().await;
+    let before = engine.store.queries();
+    let p = engine.login(attempt("alice", PASSWORD)).await.unwrap();
+    assert_eq!(p.name, "alice");
+    assert_eq!(p.method, Method::Password);
+    assert_eq!(
+        engine.store.queries() - before,
+        1,
+        "one statement: the account, read by the directory and handed to the engine"
+    );
+    // A wrong password also looks at the account's app passwords: two statements, no more.
+    let before = engine.store.queries();
+    assert_eq!(
+        engine.login(attempt("alice", "wrong")).await.unwrap_err(),
+        LoginError::InvalidCredentials
+    );
+    assert_eq!(engine.store.queries() - before, 2);
+    // An unknown user: one statement.
+    let before = engine.store.queries();
+    assert!(engine.login(attempt("nobody", PASSWORD)).await.is_err());
+    assert_eq!(engine.store.queries() - before, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proven_identity_is_recorded_and_evaluated_like_a_login() {
+    let (_dir, engine) = testkit::engine().await;
+    let identity = Identity {
+        name: "carol".into(),
+        kind: PrincipalType::Individual,
+        description: Some("Carol".into()),
+        emails: vec!["carol@example.org".into()],
+        groups: vec!["staff".into()],
+        matched: Matched::Token,
+    };
+    let p = engine
+        .login_proven(ProvenLogin {
+            frontend: Frontend::Http,
+            mechanism: Mechanism::Oidc,
+            directory: "corp",
+            identity: &identity,
+            service: "http",
+            remote_ip: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(p.method, Method::Oidc);
+    assert_eq!(p.directory, "corp");
+    assert!(p
+        .permissions
+        .contains(crate::authz::Permission::known("authenticate")));
+    let stored = engine.store.account("carol").await.unwrap().unwrap();
+    assert_eq!(stored.id, p.id, "recorded with a stable id");
+    assert_eq!(stored.account.directory_groups, vec!["staff".to_string()]);
+    let view = engine.issue_session(&p).await.unwrap();
+    assert_eq!(view.mechanism, "oidc");
+    let metrics = engine.render_metrics();
+    assert!(
+        metrics.contains(r#"directory="corp",frontend="http",mechanism="oidc",outcome="success""#),
+        "counted like every login"
+    );
+}

@@ -1,0 +1,130 @@
+//! Schema migrations, applied in order, each once, in one transaction.
+
+use sqlx::{AnyPool, Row};
+
+use crate::StoreError;
+
+/// Written in the SQL both engines share.
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS roles (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+     CREATE TABLE IF NOT EXISTS tenants (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+     CREATE TABLE IF NOT EXISTS accounts (
+        name TEXT PRIMARY KEY, id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
+        origin TEXT NOT NULL, secret TEXT, body TEXT NOT NULL);
+     CREATE TABLE IF NOT EXISTS account_emails (email TEXT PRIMARY KEY, account TEXT NOT NULL);
+     CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, body TEXT NOT NULL);
+     CREATE TABLE IF NOT EXISTS credentials (
+        id TEXT NOT NULL, kind TEXT NOT NULL, account TEXT NOT NULL,
+        secret_hash TEXT NOT NULL UNIQUE, body TEXT NOT NULL, PRIMARY KEY (kind, id));
+     CREATE INDEX IF NOT EXISTS credentials_account ON credentials (account);
+     CREATE TABLE IF NOT EXISTS oauth_clients (client_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+     CREATE TABLE IF NOT EXISTS sessions (
+        token_hash TEXT PRIMARY KEY, account TEXT NOT NULL, created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL, revoked_at BIGINT, body TEXT NOT NULL);
+     CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires_at)",
+    // Failed logins reported by every daemon sharing the store (`failures.rs`).
+    "CREATE TABLE IF NOT EXISTS login_failures (
+        key TEXT PRIMARY KEY, window_start BIGINT NOT NULL, failures BIGINT NOT NULL)",
+    // Per-object API: versions for optimistic concurrency, the tenant column for
+    // tenant-scoped lists, OAuth client secrets out of the body (see `fixup_3`).
+    "ALTER TABLE roles ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+     ALTER TABLE tenants ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+     ALTER TABLE accounts ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+     ALTER TABLE accounts ADD COLUMN tenant TEXT;
+     ALTER TABLE credentials ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+     ALTER TABLE oauth_clients ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+     ALTER TABLE oauth_clients ADD COLUMN secret TEXT;
+     ALTER TABLE settings ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+     CREATE INDEX IF NOT EXISTS accounts_tenant ON accounts (tenant, name);
+     CREATE INDEX IF NOT EXISTS accounts_kind ON accounts (kind, name);
+     CREATE INDEX IF NOT EXISTS sessions_account ON sessions (account)",
+];
+
+pub(super) async fn migrate(pool: &AnyPool) -> Result<(), StoreError> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS postern_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+    )
+    .execute(pool)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    let mut tx = pool.begin().await.map_err(StoreError::from_sqlx)?;
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT value FROM postern_meta WHERE key = 'schema'")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+    let version = version.unwrap_or(0);
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        for statement in migration.split(';').filter(|s| !s.trim().is_empty()) {
+            sqlx::query(statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+        }
+        if i + 1 == 3 {
+            fixup_3(&mut tx).await?;
+        }
+        sqlx::query(
+            "INSERT INTO postern_meta (key, value) VALUES ('schema', $1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind((i + 1) as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+    }
+    sqlx::query(
+        "INSERT INTO postern_meta (key, value) VALUES ('generation', 0) ON CONFLICT (key) DO NOTHING",
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    tx.commit().await.map_err(StoreError::from_sqlx)
+}
+
+/// What SQL common to both engines cannot do: fill `accounts.tenant` from the bodies, and move
+/// an OAuth client's `secret` from its body to its own column.
+async fn fixup_3(tx: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
+    let accounts = sqlx::query("SELECT name, body FROM accounts")
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+    for row in accounts {
+        let name: String = row.try_get(0).map_err(StoreError::from_sqlx)?;
+        let body: serde_json::Value = super::parse(
+            &row.try_get::<String, _>(1).map_err(StoreError::from_sqlx)?,
+            "account",
+        )?;
+        if let Some(tenant) = body.get("tenant").and_then(|t| t.as_str()) {
+            sqlx::query("UPDATE accounts SET tenant = $1 WHERE name = $2")
+                .bind(tenant.to_string())
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+        }
+    }
+    let clients = sqlx::query("SELECT client_id, body FROM oauth_clients")
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+    for row in clients {
+        let id: String = row.try_get(0).map_err(StoreError::from_sqlx)?;
+        let mut body: serde_json::Value = super::parse(
+            &row.try_get::<String, _>(1).map_err(StoreError::from_sqlx)?,
+            "oauth client",
+        )?;
+        let secret = body
+            .as_object_mut()
+            .and_then(|o| o.remove("secret"))
+            .and_then(|s| s.as_str().map(str::to_string));
+        sqlx::query("UPDATE oauth_clients SET secret = $1, body = $2 WHERE client_id = $3")
+            .bind(secret)
+            .bind(super::to_json(&body)?)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+    }
+    Ok(())
+}
