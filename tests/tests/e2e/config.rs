@@ -342,3 +342,39 @@ fn auth_http_settings_are_checked_up_front() {
         assert!(stderr.contains(line), "{line:?} missing:\n{stderr}");
     }
 }
+
+/// A misspelt permission name in a provisioning file gets the closest real one as a hint.
+#[test]
+fn unknown_permission_names_suggest_the_closest() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("postern.toml");
+    std::fs::write(&cfg, "[store]\nurl = \"sqlite://state/p.db\"\n").unwrap();
+    let provision = dir.path().join("provision.toml");
+    std::fs::write(
+        &provision,
+        "[[role]]\nid = \"helpdesk\"\ndescription = \"x\"\nenabledPermissions = [\"individual-lst\", \"fly-to-the-moon\"]\n",
+    )
+    .unwrap();
+    let out = postern(
+        &[
+            "apply",
+            "--config",
+            cfg.to_str().unwrap(),
+            provision.to_str().unwrap(),
+        ],
+        dir.path(),
+        None,
+    );
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for needle in [
+        "role \"helpdesk\": unknown permission \"individual-lst\", did you mean `individual-list`?",
+        "role \"helpdesk\": unknown permission \"fly-to-the-moon\"",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in {stderr}");
+    }
+    assert!(
+        !stderr.contains("\"fly-to-the-moon\", did you mean"),
+        "{stderr}"
+    );
+}
