@@ -7,7 +7,7 @@ pub mod permissions;
 mod tests;
 
 pub use engine::{AuthzError, Grant, Pair, Policy, Scope, Spec, Subject};
-pub use permissions::{is_permission, PermSet, Permission};
+pub use permissions::{is_permission, permission_hint, PermSet, Permission};
 
 /// The service a client named (SASL `service=`, saslauthd's service, nginx's protocol), resolved
 /// to what it requires beside `authenticate`. Front-ends make one before they call the engine,

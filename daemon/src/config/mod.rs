@@ -1,18 +1,23 @@
 //! `postern.toml`: typed, with every key known (`deny_unknown_fields`), layered by figment as
 //! built-in defaults → TOML file → `POSTERN_<SECTION>__<KEY>` environment.
 //!
-//! Loading ([`load`]) only parses; [`validate`] checks everything that can be checked without
-//! touching the network and returns every problem, so `check-config` reports them all at once.
+//! [`load`] parses each table on its own ([`parse`]) and then checks everything that can be
+//! checked without touching the network ([`validate`]), so `check-config` reports every problem
+//! of a file at once, each with its key path written as the user wrote it (`listener[0].bind`,
+//! `directory.corp.url`) and the file or environment variable it came from.
 
 mod directory;
 mod load;
+mod parse;
 mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use postern_directory::{read_secret_file, ConfigProblem};
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 pub use directory::{DirectoryConfig, LdapConfig, OidcConfig, SqlConfig};
 pub use load::{load, source as find_source, ConfigError, Source};
@@ -341,19 +346,18 @@ fn default_level() -> String {
 
 impl Config {
     /// The store URL in force: `url`, the content of `url-file`, or the embedded SQLite file.
-    pub fn store_url(&self) -> Result<String, String> {
+    /// Zeroized on drop, since it may carry the database password.
+    pub fn store_url(&self) -> Result<Zeroizing<String>, ConfigProblem> {
         if let Some(path) = &self.store.url_file {
-            return std::fs::read_to_string(path)
-                .map(|s| s.trim().to_string())
-                .map_err(|e| format!("store.url-file: cannot read {}: {e}", path.display()));
+            return read_secret_file("url-file", path).map_err(|e| e.prefixed("store"));
         }
         if self.store.url.is_empty() {
-            Ok(format!(
+            Ok(Zeroizing::new(format!(
                 "sqlite://{}",
                 self.server.state_dir.join("postern.db").display()
-            ))
+            )))
         } else {
-            Ok(self.store.url.clone())
+            Ok(Zeroizing::new(self.store.url.clone()))
         }
     }
 }

@@ -83,6 +83,8 @@ pub struct Snapshot {
 #[derive(Clone)]
 pub struct Rules {
     pub is_permission: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    /// Appended to "unknown permission" problems: `, did you mean `…`?` or nothing.
+    pub permission_hint: Arc<dyn Fn(&str) -> String + Send + Sync>,
     pub check_credential: Arc<CredentialCheck>,
 }
 
@@ -93,6 +95,7 @@ impl Default for Rules {
     fn default() -> Self {
         Rules {
             is_permission: Arc::new(|_| false),
+            permission_hint: Arc::new(|_| String::new()),
             check_credential: Arc::new(|_| Ok(())),
         }
     }
@@ -392,7 +395,8 @@ impl Tx {
     pub(crate) fn unknown_permissions(&self, what: &str, names: &[String], out: &mut Vec<String>) {
         for name in names {
             if !(self.rules.is_permission)(name) {
-                out.push(format!("{what}: unknown permission {name:?}"));
+                let hint = (self.rules.permission_hint)(name);
+                out.push(format!("{what}: unknown permission {name:?}{hint}"));
             }
         }
     }
@@ -504,7 +508,7 @@ pub(crate) mod testing {
         .unwrap()
         .with_rules(Rules {
             is_permission: Arc::new(|n| n != "fly-to-the-moon"),
-            check_credential: Arc::new(|_| Ok(())),
+            ..Rules::default()
         })
     }
 }
