@@ -68,8 +68,19 @@ mod service_tests {
     #[test]
     fn services_resolve_or_are_refused() {
         let send = Permission::from_name("email-send");
-        for name in ["smtp", "SMTP", "smtps", "esmtp", "submission", "submissions"] {
-            assert_eq!(Service::resolve(name, &[]).unwrap().requires(), send, "{name}");
+        for name in [
+            "smtp",
+            "SMTP",
+            "smtps",
+            "esmtp",
+            "submission",
+            "submissions",
+        ] {
+            assert_eq!(
+                Service::resolve(name, &[]).unwrap().requires(),
+                send,
+                "{name}"
+            );
         }
         assert_eq!(
             Service::resolve("pop", &[]).unwrap().requires(),
@@ -84,6 +95,9 @@ mod service_tests {
             );
         }
         let allowed = vec!["Webmail".to_string()];
-        assert_eq!(Service::resolve("webmail", &allowed).unwrap().requires(), None);
+        assert_eq!(
+            Service::resolve("webmail", &allowed).unwrap().requires(),
+            None
+        );
     }
 }

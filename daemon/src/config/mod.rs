@@ -288,12 +288,23 @@ pub struct SessionConfig {
     /// Lifetime of a session issued by a login.
     #[serde(default = "default_ttl", with = "humantime_serde")]
     pub ttl: Duration,
+    /// A password changed through the store (`apply`, the management API) ends the account's
+    /// sessions: whoever knew the old password loses what it opened.
+    #[serde(default = "default_true")]
+    pub revoke_on_password_change: bool,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        SessionConfig { ttl: default_ttl() }
+        SessionConfig {
+            ttl: default_ttl(),
+            revoke_on_password_change: true,
+        }
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_ttl() -> Duration {

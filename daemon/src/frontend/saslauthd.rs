@@ -22,8 +22,12 @@ use crate::authz::Service;
 
 /// Reads one request (within `timeout`), answers it and closes. A truncated request or a
 /// timeout closes without an answer, as saslauthd does.
-pub async fn handle<S>(mut stream: S, engine: Arc<Engine>, timeout: Duration, services: Arc<[String]>)
-where
+pub async fn handle<S>(
+    mut stream: S,
+    engine: Arc<Engine>,
+    timeout: Duration,
+    services: Arc<[String]>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let deadline = Instant::now() + timeout;
@@ -65,7 +69,12 @@ async fn verify(engine: &Engine, request: &Request, services: &[String]) -> Repl
         Ok(s) => s,
         Err(e) => {
             tracing::info!(error = %e, "saslauthd request refused: unknown service (add it to the listener's services to allow it)");
-            engine.refused(Frontend::Saslauthd, Mechanism::Password, None, "unknown service");
+            engine.refused(
+                Frontend::Saslauthd,
+                Mechanism::Password,
+                None,
+                "unknown service",
+            );
             return Reply::No("authentication failed".into());
         }
     };

@@ -201,6 +201,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     rules: Arc<Rules>,
+    /// A changed password hash deletes the account's sessions.
+    revoke_on_password_change: bool,
     /// Statements run through [`Store`]'s own methods (not transactions): what a login costs
     /// the database, for tests and benchmarks.
     queries: Arc<AtomicU64>,
@@ -258,6 +260,7 @@ impl Store {
             pool,
             backend,
             rules: Arc::new(Rules::default()),
+            revoke_on_password_change: true,
             queries: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -265,6 +268,12 @@ impl Store {
     /// The same store with the engine's checks (permission names, credential syntax).
     pub fn with_rules(mut self, rules: Rules) -> Store {
         self.rules = Arc::new(rules);
+        self
+    }
+
+    /// Whether a changed password ends the account's sessions (on unless configured off).
+    pub fn revoking_sessions_on_password_change(mut self, on: bool) -> Store {
+        self.revoke_on_password_change = on;
         self
     }
 
@@ -289,6 +298,7 @@ impl Store {
         Ok(Tx {
             tx: self.pool.begin().await.map_err(StoreError::from_sqlx)?,
             rules: self.rules.clone(),
+            revoke_on_password_change: self.revoke_on_password_change,
             problems: Vec::new(),
             refs: references::References::default(),
             changed: false,
@@ -365,6 +375,7 @@ impl Store {
 pub struct Tx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     rules: Arc<Rules>,
+    revoke_on_password_change: bool,
     /// Every problem met so far; a transaction with any is rolled back at commit.
     problems: Vec<String>,
     refs: references::References,
