@@ -196,6 +196,14 @@ impl Engine {
             .with_label_values(&[listener])
     }
 
+    /// Counts one refusal (`postern_refused_total`); `reason` is a fixed word, never input.
+    pub fn count_refusal(&self, frontend: &str, reason: &str) {
+        self.metrics
+            .refused
+            .with_label_values(&[frontend, reason])
+            .inc();
+    }
+
     /// The Prometheus exposition, with the gauges read now.
     pub fn render_metrics(&self) -> String {
         self.refresh_gauges();

@@ -52,7 +52,7 @@ pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
     crate::net::activation::release_unused();
     engine.spawn_maintenance(runtime::RELOAD_INTERVAL);
     tracing::info!("ready");
-    println!("ready");
+    super::output::say(format_args!("ready"));
     notify_systemd();
 
     let mut config = config;
@@ -277,12 +277,12 @@ async fn first_start(engine: &Arc<Engine>) -> Result<(), Failure> {
         .map_err(|e| Failure::runtime(format!("creating the admin account: {e}")))?;
     if generated {
         // Printed once, on stdout, never logged.
-        println!(
+        super::output::say(format_args!(
             "created account \"admin\" with password: {}",
             password.as_str()
-        );
+        ));
     } else {
-        println!("created account \"admin\" with the password from POSTERN_ADMIN_PASSWORD");
+        super::output::say(format_args!("created account \"admin\" with the password from POSTERN_ADMIN_PASSWORD"));
     }
     Ok(())
 }

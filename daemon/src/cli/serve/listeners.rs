@@ -109,12 +109,8 @@ impl Listeners {
             ""
         };
         tracing::info!(protocol = label, address = %address, "listening{scheme}{origin}");
-        // Scripts and tests bind port 0 and read the real address from this line. Written
-        // without println!, which would panic if whoever started us has closed stdout.
-        {
-            use std::io::Write;
-            let _ = writeln!(std::io::stdout(), "listening {label} {address}");
-        }
+        // Scripts and tests bind port 0 and read the real address from this line.
+        crate::cli::output::say(format_args!("listening {label} {address}"));
         let closed = listener.closed();
         let (stop, stop_rx) = watch::channel(false);
         let stopped = stopped(stop_rx);
