@@ -289,17 +289,37 @@ fn default_ttl() -> Duration {
     Duration::from_secs(12 * 3600)
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct AuthHttpConfig {
     /// Upstream `ip:port` per protocol (imap, pop3, smtp) handed to nginx.
     #[serde(default)]
     pub backends: BTreeMap<String, String>,
-    /// When set, nginx must send this value in the `X-Auth-Key` header (`auth_http_header`).
+    /// nginx must send this value in the `X-Auth-Key` header (`auth_http_header`).
     #[serde(default)]
     pub shared_secret: Option<String>,
     #[serde(default)]
     pub shared_secret_file: Option<PathBuf>,
+    /// Without a shared secret, `GET /auth/nginx` is refused on TCP listeners (anyone who can
+    /// reach the port could test passwords there with a `Client-IP` of their choosing);
+    /// `false` opts out. Unix sockets are guarded by their file mode and never need it.
+    #[serde(default = "yes")]
+    pub require_shared_secret: bool,
+}
+
+impl Default for AuthHttpConfig {
+    fn default() -> Self {
+        AuthHttpConfig {
+            backends: BTreeMap::new(),
+            shared_secret: None,
+            shared_secret_file: None,
+            require_shared_secret: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -180,6 +180,33 @@ pub fn validate(c: &Config, file: &str) -> Vec<ConfigError> {
             );
         }
     }
+    let ah = &c.auth_http;
+    let tcp_http = c
+        .listener
+        .iter()
+        .any(|l| l.protocol == Protocol::Http && !l.bind.starts_with("unix:"));
+    if !ah.backends.is_empty()
+        && ah.require_shared_secret
+        && ah.shared_secret.is_none()
+        && ah.shared_secret_file.is_none()
+        && tcp_http
+    {
+        // Only with backends: without them nginx is not meant to use /auth/nginx at all, and
+        // the embedded default (no [auth-http]) stays valid.
+        err(
+            "auth-http.shared-secret".into(),
+            "nginx's auth_http is served on a TCP listener: set shared-secret (or \
+             shared-secret-file) and send it with `auth_http_header X-Auth-Key`, or set \
+             require-shared-secret = false"
+                .into(),
+        );
+    }
+    if ah.shared_secret.as_deref() == Some("") {
+        err(
+            "auth-http.shared-secret".into(),
+            "must not be empty".into(),
+        );
+    }
     if c.log
         .level
         .parse::<tracing_subscriber::EnvFilter>()
