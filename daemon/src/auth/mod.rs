@@ -204,6 +204,11 @@ impl Engine {
             .inc();
     }
 
+    /// The `postern_refused_total` series of one front-end and reason.
+    pub fn refusal_counter(&self, frontend: &str, reason: &str) -> prometheus::IntCounter {
+        self.metrics.refused.with_label_values(&[frontend, reason])
+    }
+
     /// The Prometheus exposition, with the gauges read now.
     pub fn render_metrics(&self) -> String {
         self.refresh_gauges();

@@ -50,7 +50,9 @@ pub async fn run(
     };
     out!(
         "{} ({kind}, id {}, from {})",
-        stored.account.name, stored.id, stored.origin
+        stored.account.name,
+        stored.id,
+        stored.origin
     )?;
     if let Some(t) = &stored.account.tenant {
         out!("tenant: {t}")?;

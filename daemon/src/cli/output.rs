@@ -33,7 +33,11 @@ pub fn say(args: std::fmt::Arguments<'_>) {
 
 /// One line on stderr; a closed stderr is ignored (`eprintln!` would panic).
 pub fn error_line(text: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "postern: {}", text.replace('\n', " "));
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "postern: {}",
+        text.replace('\n', " ")
+    );
 }
 
 /// `out!("…", args)`: [`line`] with format arguments, `?`-able in a command.

@@ -282,7 +282,9 @@ async fn first_start(engine: &Arc<Engine>) -> Result<(), Failure> {
             password.as_str()
         ));
     } else {
-        super::output::say(format_args!("created account \"admin\" with the password from POSTERN_ADMIN_PASSWORD"));
+        super::output::say(format_args!(
+            "created account \"admin\" with the password from POSTERN_ADMIN_PASSWORD"
+        ));
     }
     Ok(())
 }

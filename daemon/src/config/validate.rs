@@ -202,10 +202,7 @@ pub fn validate(c: &Config, file: &str) -> Vec<ConfigError> {
         );
     }
     if ah.shared_secret.as_deref() == Some("") {
-        err(
-            "auth-http.shared-secret".into(),
-            "must not be empty".into(),
-        );
+        err("auth-http.shared-secret".into(), "must not be empty".into());
     }
     if c.log
         .level
@@ -250,12 +247,29 @@ fn listener_keys(l: &ListenerConfig) -> Vec<(&'static str, String)> {
             errors.push((k, "applies to dovecot-auth listeners only".into()));
         }
     }
+    let http = l.protocol == Protocol::Http;
+    for (k, set) in [
+        ("header-timeout", l.header_timeout.is_some()),
+        ("body-timeout", l.body_timeout.is_some()),
+    ] {
+        if set && !http {
+            errors.push((k, "applies to http listeners only".into()));
+        }
+    }
+    if l.max_connections_per_address.is_some() && unix {
+        errors.push((
+            "max-connections-per-address",
+            "unix-socket clients have no address".into(),
+        ));
+    }
     if l.max_requests_in_flight == Some(0) {
         errors.push(("max-requests-in-flight", "must be at least 1".into()));
     }
     for (k, d) in [
         ("request-timeout", l.request_timeout),
         ("tls-handshake-timeout", l.tls_handshake_timeout),
+        ("header-timeout", l.header_timeout),
+        ("body-timeout", l.body_timeout),
     ] {
         if d.is_some_and(|d| d.is_zero()) {
             errors.push((k, "must be longer than 0s".into()));

@@ -140,7 +140,10 @@ async fn answer(
             .into();
         if !matches || headers.get_all("x-auth-key").iter().count() != 1 {
             state.engine.count_refusal("nginx", "bad_auth_key");
-            tracing::warn!(?peer, "auth_http request without the right X-Auth-Key refused");
+            tracing::warn!(
+                ?peer,
+                "auth_http request without the right X-Auth-Key refused"
+            );
             return respond(&Reply::Fail {
                 message: "Invalid request",
                 wait: None,
@@ -290,25 +293,60 @@ mod tests {
         let state = test_state(engine);
         let s = config(None);
         let none = TrustedProxies::default();
-        let r = answer(&state, &s, &none, None, &request("alice", PASSWORD, "imap", 1)).await;
+        let r = answer(
+            &state,
+            &s,
+            &none,
+            None,
+            &request("alice", PASSWORD, "imap", 1),
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(get(&r, "auth-status"), Some("OK"));
         assert_eq!(get(&r, "auth-server"), Some("127.0.0.1"));
         assert_eq!(get(&r, "auth-port"), Some("1143"));
 
-        let r = answer(&state, &s, &none, None, &request("alice", "wrong", "imap", 1)).await;
+        let r = answer(
+            &state,
+            &s,
+            &none,
+            None,
+            &request("alice", "wrong", "imap", 1),
+        )
+        .await;
         assert_eq!(get(&r, "auth-status"), Some("Invalid login or password"));
         assert_eq!(get(&r, "auth-wait"), Some("3"));
-        let r = answer(&state, &s, &none, None, &request("alice", "wrong", "imap", 10)).await;
+        let r = answer(
+            &state,
+            &s,
+            &none,
+            None,
+            &request("alice", "wrong", "imap", 10),
+        )
+        .await;
         assert_eq!(get(&r, "auth-status"), Some("Invalid login or password"));
         assert_eq!(get(&r, "auth-wait"), None);
 
         // bob has no email-send.
-        let r = answer(&state, &s, &none, None, &request("bob", PASSWORD, "smtp", 1)).await;
+        let r = answer(
+            &state,
+            &s,
+            &none,
+            None,
+            &request("bob", PASSWORD, "smtp", 1),
+        )
+        .await;
         assert_eq!(get(&r, "auth-status"), Some("Invalid login or password"));
         assert_eq!(get(&r, "auth-error-code"), Some("535 5.7.8"));
         // No pop3 backend configured: temporary.
-        let r = answer(&state, &s, &none, None, &request("alice", PASSWORD, "pop3", 1)).await;
+        let r = answer(
+            &state,
+            &s,
+            &none,
+            None,
+            &request("alice", PASSWORD, "pop3", 1),
+        )
+        .await;
         assert_eq!(
             get(&r, "auth-status"),
             Some("Temporary authentication failure")

@@ -130,7 +130,9 @@ async fn login_sets_the_session_cookie_which_session_and_logout_accept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_by_bearer_does_not_touch_cookies() {
     let (_dir, _state, app) = app("http://127.0.0.1:8480").await;
-    let token = send(&app, login_request(Some("application/json"))).await.json()["token"]
+    let token = send(&app, login_request(Some("application/json")))
+        .await
+        .json()["token"]
         .as_str()
         .unwrap()
         .to_string();

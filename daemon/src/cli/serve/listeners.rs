@@ -13,8 +13,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::Engine;
-use crate::config::{Config, ListenerConfig, Protocol};
-use crate::net::{Closed, Listener, TlsOptions, UnixOptions};
+use crate::config::{
+    Config, ListenerConfig, Protocol, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT,
+};
+use crate::net::{Closed, Listener, PerAddress, TlsOptions, UnixOptions};
 use crate::tls::{Certs, TlsError, DEFAULT_HANDSHAKE_TIMEOUT};
 use crate::{frontend, http};
 
@@ -100,7 +102,15 @@ impl Listeners {
         };
         let label = label(l.protocol);
         let gauge = self.engine.connections_gauge(label);
-        let listener = Listener::bind(&l.bind, &unix, tls, l.max_connections, gauge).await?;
+        let per_address = match l.per_address_limit() {
+            0 => None,
+            n => Some(PerAddress::new(
+                n,
+                self.engine.refusal_counter(label, "per_address_limit"),
+            )),
+        };
+        let listener =
+            Listener::bind(&l.bind, &unix, tls, l.max_connections, per_address, gauge).await?;
         let address = listener.local_addr();
         let scheme = if certs.is_some() { " (TLS)" } else { "" };
         let origin = if listener.inherited() {
@@ -118,8 +128,13 @@ impl Listeners {
         let task = match l.protocol {
             Protocol::Http => {
                 let app = self.http.clone();
+                let timeouts = http::Timeouts {
+                    header: l.header_timeout.unwrap_or(DEFAULT_HEADER_TIMEOUT),
+                    body: l.body_timeout.unwrap_or(DEFAULT_BODY_TIMEOUT),
+                    idle: l.idle_timeout,
+                };
                 tokio::spawn(async move {
-                    if let Err(e) = http::serve(listener, app, stopped).await {
+                    if let Err(e) = http::serve(listener, app, timeouts, engine, stopped).await {
                         tracing::error!(error = %e, "http listener failed");
                     }
                 })
