@@ -16,6 +16,7 @@ use super::extract::{
 };
 use super::{nginx, ApiError, AppState};
 use crate::auth::{Frontend, LoginError, Mechanism, PasswordAttempt, SessionView};
+use crate::authz::Service;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -95,7 +96,7 @@ pub async fn login(
         mechanism,
         username: &username,
         password: Credential::Password(password),
-        service: "http",
+        service: Service::HTTP,
         remote_ip: ip,
     };
     match state.engine.login(attempt).await {
