@@ -238,3 +238,35 @@ fn explain_into_a_closed_pipe_exits_cleanly() {
     assert!(stderr.is_empty(), "{stderr}");
     assert!(out.status.success(), "{:?} {stderr}", out.status);
 }
+
+#[test]
+fn a_start_that_fails_leaves_nothing_behind() {
+    // The dovecot-auth socket's directory does not exist: the start fails (exit 2) before the
+    // state directory, the store or the admin account are created.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("postern.toml");
+    let socket = dir.path().join("missing/auth");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nstate-dir = \"state\"\n\
+             [[listener]]\nprotocol = \"http\"\nbind = \"127.0.0.1:0\"\n\
+             [[listener]]\nprotocol = \"dovecot-auth\"\nbind = \"unix:{}\"\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let out = postern(
+        &["serve", "--config", path.to_str().unwrap()],
+        dir.path(),
+        None,
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains("cannot bind"), "{stderr}");
+    assert!(!stdout.contains("created account"), "{stdout}");
+    assert!(
+        !dir.path().join("state").exists(),
+        "state dir created by a failed start"
+    );
+}
