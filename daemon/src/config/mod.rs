@@ -75,7 +75,8 @@ pub struct ServerConfig {
     #[serde(default = "default_drain", with = "humantime_serde")]
     pub shutdown_timeout: Duration,
     /// Reverse proxies (addresses or CIDR networks) whose `Forwarded` / `X-Forwarded-For`
-    /// name the client; from anyone else those headers are ignored.
+    /// (and nginx's auth_http `Client-IP`) name the client; from anyone else those headers are
+    /// ignored.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
 }
