@@ -20,6 +20,7 @@ pub struct Metrics {
     pub hash_queue: IntGauge,
     pub hash_batched: IntCounter,
     pub throttle_locked: IntGaugeVec,
+    pub throttle_locks: IntCounterVec,
     pub store_generation: IntGauge,
     pub directory_pool: IntGaugeVec,
 }
@@ -160,6 +161,18 @@ impl Metrics {
                     g.with_label_values(&[kind]).set(0);
                 }
                 g
+            },
+            throttle_locks: {
+                let c = counter(
+                    &r,
+                    "postern_throttle_locks_total",
+                    "Failed-login locks that began, by kind (address: a client address block for every account; account-address: a block for one account; account: an account under attack from many addresses, open to its known-good addresses only).",
+                    &["kind"],
+                )?;
+                for kind in ["address", "account-address", "account"] {
+                    c.with_label_values(&[kind]).inc_by(0);
+                }
+                c
             },
             store_generation: gauge(
                 &r,

@@ -41,6 +41,20 @@ pub fn validate(c: &Config, file: &str) -> Vec<ConfigError> {
             );
         }
     }
+    if a.max_failures_per_account_total == Some(0) {
+        err(
+            "authentication.max-failures-per-account-total".into(),
+            "must be at least 1 (the failures allowed before attempts are refused)".into(),
+        );
+    }
+    for (i, net) in a.trusted_networks.iter().enumerate() {
+        if crate::auth::parse_network(net.trim()).is_none() {
+            err(
+                format!("authentication.trusted-networks[{i}]"),
+                format!("{net:?} is not an address or a network (CIDR)"),
+            );
+        }
+    }
     if a.failure_window.as_secs() == 0 {
         err(
             "authentication.failure-window".into(),
