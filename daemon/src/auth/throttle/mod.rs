@@ -123,6 +123,9 @@ impl Reservation<'_> {
     /// directory answered with.
     pub fn succeeded(mut self, canonical: &str) {
         let keys = std::mem::take(&mut self.keys);
+        if keys.is_empty() {
+            return; // a trusted network: nothing counted, nothing to clear or remember
+        }
         self.throttle.decide(&keys, false);
         let mut names = vec![self.account.clone(), fold(canonical)];
         names.dedup();

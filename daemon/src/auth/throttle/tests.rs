@@ -287,3 +287,34 @@ async fn a_lock_deleted_from_the_store_is_lifted_at_the_next_sync() {
     assert!(t.check("alice", ip("192.0.2.1")).is_ok());
     assert!(t.check("alice", None).is_ok());
 }
+
+#[test]
+fn the_new_keys_are_validated() {
+    let mut c = crate::config::Config::default();
+    c.authentication.trusted_networks = vec!["10.0.0.0/8".into(), "webmail.local".into()];
+    c.authentication.max_failures_per_account_total = Some(0);
+    let errors: Vec<String> = crate::config::validate(&c, "postern.toml")
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("authentication.trusted-networks[1]")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("authentication.max-failures-per-account-total")),
+        "{errors:?}"
+    );
+    c.authentication.max_failures_per_account_total = None;
+    assert_eq!(
+        c.authentication.account_total(),
+        20,
+        "twice the per-account default"
+    );
+    let limits = crate::runtime::throttle_limits(&c.authentication);
+    assert_eq!(limits.trusted, vec!["10.0.0.0/8".parse::<IpNet>().unwrap()]);
+}
