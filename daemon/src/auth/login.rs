@@ -190,9 +190,12 @@ impl Engine {
         if let Err(e) = Self::check_syntax(a) {
             return (Err(e), none());
         }
-        if let Err(wait) = self.throttle.check(a.username, a.remote_ip) {
-            return (Err(LoginError::RateLimited(wait)), none());
-        }
+        // Reserved before any hashing, counted as a failure until known otherwise: concurrent
+        // guesses cannot all pass a check made before the first of them failed.
+        let reservation = match self.throttle.reserve(a.username, a.remote_ip) {
+            Ok(r) => r,
+            Err(wait) => return (Err(LoginError::RateLimited(wait)), none()),
+        };
         let request = LoginRequest {
             username: a.username,
             credential: &a.password,
@@ -235,18 +238,17 @@ impl Engine {
                 }
             };
             match &result {
-                Ok(_) => self.throttle.succeeded(a.username),
-                Err(LoginError::InvalidCredentials) => {
-                    self.throttle.failed(a.username, a.remote_ip)
-                }
-                Err(_) => {}
+                Ok(p) => reservation.succeeded(&p.name),
+                Err(LoginError::InvalidCredentials) => reservation.failed(),
+                // Not the client's doing (an outage, a broken account): released.
+                Err(_) => drop(reservation),
             }
             return (result, name.to_string());
         }
         if outage {
             return (Err(LoginError::Unavailable), none());
         }
-        self.throttle.failed(a.username, a.remote_ip);
+        reservation.failed();
         (Err(LoginError::InvalidCredentials), none())
     }
 
