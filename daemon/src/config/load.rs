@@ -65,6 +65,22 @@ pub fn load(source: &Source) -> Result<Config, Vec<ConfigError>> {
     let file_name = source.name();
     let figment =
         layers(source).map_err(|reason| vec![ConfigError::new(&file_name, "-", reason)])?;
+    from_layers(&figment, &file_name, true)
+}
+
+/// A TOML text parsed as a configuration: no environment layer, and none of `validate`'s
+/// semantic checks, some of which read the files a configuration names (what the fuzzer feeds:
+/// no text may make parsing panic or hang).
+pub fn parse_text(text: &str) -> Result<Config, Vec<ConfigError>> {
+    from_layers(&Figment::new().merge(Toml::string(text)), "<text>", false)
+}
+
+fn from_layers(
+    figment: &Figment,
+    file_name: &str,
+    validate_files: bool,
+) -> Result<Config, Vec<ConfigError>> {
+    let file_name = file_name.to_string();
     let tree = figment.find_value("").map_err(|errors| {
         // The file is not TOML (figment's message says where) or a layer cannot be read at
         // all: nothing below can be checked.
@@ -75,14 +91,16 @@ pub fn load(source: &Source) -> Result<Config, Vec<ConfigError>> {
     })?;
     let mut problems = Vec::new();
     let parsed = parse::parse(&tree, &mut problems);
-    problems.extend(validate::problems(&parsed));
+    if validate_files {
+        problems.extend(validate::problems(&parsed));
+    }
     if problems.is_empty() {
         return Ok(parsed.config);
     }
     Err(problems
         .into_iter()
         .map(|p| {
-            let origin = origin(&figment, &tree, &p.key).unwrap_or_else(|| file_name.clone());
+            let origin = origin(figment, &tree, &p.key).unwrap_or_else(|| file_name.clone());
             ConfigError::new(origin, p.key, p.reason)
         })
         .collect())

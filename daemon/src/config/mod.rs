@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 pub use directory::{DirectoryConfig, LdapConfig, OidcConfig, SqlConfig};
-pub use load::{load, source as find_source, ConfigError, Source};
+pub use load::{load, parse_text, source as find_source, ConfigError, Source};
 pub use validate::validate;
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -32,7 +32,15 @@ struct LoginBody {
     password: Zeroizing<String>,
 }
 
-fn basic(headers: &HeaderMap) -> Option<Result<(String, Zeroizing<String>), ApiError>> {
+/// A login's JSON body: `{"username", "password"}` and nothing else. Public for the fuzzer.
+pub fn login_body(body: &[u8]) -> Result<(String, Zeroizing<String>), ApiError> {
+    let parsed: LoginBody = parse_json(body)?;
+    Ok((parsed.username, parsed.password))
+}
+
+/// `Authorization: Basic` as user and password, when the request has one. Public for the
+/// fuzzer.
+pub fn basic(headers: &HeaderMap) -> Option<Result<(String, Zeroizing<String>), ApiError>> {
     let value = headers.get(header::AUTHORIZATION)?;
     let text = value.to_str().ok()?;
     let (scheme, rest) = text.split_once(' ')?;
@@ -87,8 +95,8 @@ pub async fn login(
                     "expected Content-Type: application/json (or Authorization: Basic)",
                 ));
             }
-            let parsed: LoginBody = parse_json(&body)?;
-            (parsed.username, parsed.password, Mechanism::Password)
+            let (username, password) = login_body(&body)?;
+            (username, password, Mechanism::Password)
         }
     };
     let attempt = PasswordAttempt {

@@ -5,7 +5,7 @@
 //! reloadable settings), the extractors of [`extract`], and two error families, [`ApiError`]
 //! (SPEC §6 JSON) and [`OAuthError`] (RFC 6749).
 
-mod auth;
+pub mod auth;
 pub mod cookie;
 mod error;
 pub mod extract;
