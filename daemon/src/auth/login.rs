@@ -190,9 +190,13 @@ impl Engine {
         if let Err(e) = Self::check_syntax(a) {
             return (Err(e), none());
         }
-        if let Err(wait) = self.throttle.check(a.username, a.remote_ip) {
-            return (Err(LoginError::RateLimited(wait)), none());
-        }
+        // Counted from here, not when the answer comes: a burst of attempts sent at once
+        // cannot all pass before the first fails, and one abandoned mid-way (the client gone,
+        // this future dropped) counts as a failure.
+        let reservation = match self.throttle.reserve(a.username, a.remote_ip) {
+            Ok(r) => r,
+            Err(wait) => return (Err(LoginError::RateLimited(wait)), none()),
+        };
         let request = LoginRequest {
             username: a.username,
             credential: &a.password,
@@ -235,18 +239,17 @@ impl Engine {
                 }
             };
             match &result {
-                Ok(_) => self.throttle.succeeded(a.username),
-                Err(LoginError::InvalidCredentials) => {
-                    self.throttle.failed(a.username, a.remote_ip)
-                }
-                Err(_) => {}
+                Ok(_) => reservation.succeeded(),
+                Err(LoginError::InvalidCredentials) => reservation.failed(),
+                Err(_) => reservation.release(),
             }
             return (result, name.to_string());
         }
         if outage {
+            reservation.release();
             return (Err(LoginError::Unavailable), none());
         }
-        self.throttle.failed(a.username, a.remote_ip);
+        reservation.failed();
         (Err(LoginError::InvalidCredentials), none())
     }
 

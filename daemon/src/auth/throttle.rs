@@ -55,6 +55,10 @@ struct State {
     cleared: Vec<Key>,
     /// Keys over their limit across all daemons, until their window ends (last sync).
     shared: HashMap<Key, SystemTime>,
+    /// Attempts admitted by [`Throttle::reserve`] and not yet answered: counted against the
+    /// limits as if they had failed, so that a burst sent at once cannot all pass before the
+    /// first fails. Local only; what they become is reported when they end.
+    in_flight: HashMap<Key, u32>,
 }
 
 pub struct Throttle {
@@ -96,18 +100,49 @@ impl Throttle {
     /// `Err(retry_after)` while the account or the address is over its limit, here or across
     /// the daemons sharing the store.
     pub fn check(&self, account: &str, ip: Option<IpAddr>) -> Result<(), Duration> {
+        self.wait(&self.state(), account, ip)
+    }
+
+    /// [`Throttle::check`], then the attempt counted in flight until the [`Reservation`] is
+    /// settled, all under one lock. Dropped unsettled (its caller gone), it counts as a
+    /// failure: an attempt abandoned mid-verification is not a free guess.
+    pub fn reserve(&self, account: &str, ip: Option<IpAddr>) -> Result<Reservation<'_>, Duration> {
+        let mut state = self.state();
+        self.wait(&state, account, ip)?;
+        for key in Self::keys(account, ip) {
+            let n = state.in_flight.entry(key).or_insert(0);
+            *n = n.saturating_add(1);
+        }
+        Ok(Reservation {
+            throttle: self,
+            account: account.to_string(),
+            ip,
+            settled: false,
+        })
+    }
+
+    fn wait(&self, state: &State, account: &str, ip: Option<IpAddr>) -> Result<(), Duration> {
         let now = self.clock.now();
-        let state = self.state();
         let mut wait = None;
         let mut locked_for = |left: Duration| {
             wait = Some(wait.map_or(left, |w: Duration| w.max(left)));
         };
         for key in Self::keys(account, ip) {
+            let mut failures = 0;
             if let Some(e) = state.entries.get(&key) {
                 let age = now.duration_since(e.start).unwrap_or_default();
+                if age < self.window {
+                    failures = e.failures;
+                }
                 if age < self.window && e.failures >= self.limit(&key) {
                     locked_for(self.window - age);
                 }
+            }
+            // Over the limit only with the attempts still in flight: those end soon, and may
+            // not fail, so a second is all a client is told to wait.
+            let in_flight = state.in_flight.get(&key).copied().unwrap_or(0);
+            if failures.saturating_add(in_flight) >= self.limit(&key) {
+                locked_for(Duration::from_secs(1));
             }
             if let Some(until) = state.shared.get(&key) {
                 if let Ok(left) = until.duration_since(now) {
@@ -143,6 +178,19 @@ impl Throttle {
             if state.unreported.len() < SWEEP_AT || state.unreported.contains_key(&key) {
                 let n = state.unreported.entry(key).or_insert(0);
                 *n = n.saturating_add(1);
+            }
+        }
+    }
+
+    /// Ends a reservation's in-flight count.
+    fn land(&self, account: &str, ip: Option<IpAddr>) {
+        let mut state = self.state();
+        for key in Self::keys(account, ip) {
+            if let Some(n) = state.in_flight.get_mut(&key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    state.in_flight.remove(&key);
+                }
             }
         }
     }
@@ -237,6 +285,46 @@ impl Throttle {
     }
 }
 
+/// One attempt counted in flight by [`Throttle::reserve`]; settle it with what it became.
+#[must_use = "an unsettled reservation counts as a failure when dropped"]
+pub struct Reservation<'a> {
+    throttle: &'a Throttle,
+    account: String,
+    ip: Option<IpAddr>,
+    settled: bool,
+}
+
+impl Reservation<'_> {
+    pub fn succeeded(mut self) {
+        self.settle();
+        self.throttle.succeeded(&self.account);
+    }
+
+    pub fn failed(mut self) {
+        self.settle();
+        self.throttle.failed(&self.account, self.ip);
+    }
+
+    /// Neither (a temporary failure, a broken account): nothing counted.
+    pub fn release(mut self) {
+        self.settle();
+    }
+
+    fn settle(&mut self) {
+        self.settled = true;
+        self.throttle.land(&self.account, self.ip);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.settle();
+            self.throttle.failed(&self.account, self.ip);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::clock::ManualClock;
@@ -262,6 +350,34 @@ mod tests {
         assert!(t.check("dave", Some(ip)).is_err());
         clock.advance(Duration::from_secs(61));
         assert!(t.check("alice", Some(ip)).is_ok());
+    }
+
+    #[test]
+    fn attempts_in_flight_count_from_the_start() {
+        let clock = Arc::new(ManualClock::new(SystemTime::UNIX_EPOCH));
+        let t = Throttle::new(3, 100, Duration::from_secs(60), clock);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        // A burst sent at once: three in flight and none answered is the account's limit.
+        let burst: Vec<_> = (0..3)
+            .map(|_| t.reserve("alice", Some(ip)).unwrap())
+            .collect();
+        assert_eq!(t.reserve("Alice", None).err(), Some(Duration::from_secs(1)));
+        assert_eq!(t.check("alice", None), Err(Duration::from_secs(1)));
+        let mut burst = burst.into_iter();
+        // A temporary failure counts nothing; a success clears the account.
+        burst.next().unwrap().release();
+        burst.next().unwrap().succeeded();
+        assert!(t.check("alice", None).is_ok());
+        // One dropped unanswered (its client gone) is a failure, locally and for the store.
+        drop(burst);
+        let more: Vec<_> = (0..2).map(|_| t.reserve("alice", None).unwrap()).collect();
+        assert!(t.reserve("alice", None).is_err(), "1 failure + 2 in flight");
+        for r in more {
+            r.failed();
+        }
+        assert_eq!(t.check("alice", None), Err(Duration::from_secs(60)));
+        assert_eq!(t.state().unreported.get(&Key::Ip(ip)), Some(&1));
+        assert!(t.state().in_flight.is_empty());
     }
 
     #[test]
