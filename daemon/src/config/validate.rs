@@ -26,6 +26,12 @@ pub fn validate(c: &Config, file: &str) -> Vec<ConfigError> {
             }
         }
     }
+    if c.server.hash_queue_per_address == 0 {
+        err(
+            "server.hash-queue-per-address".into(),
+            "must be at least 1 (the verifications one client address may have in progress)".into(),
+        );
+    }
     if c.store.pool_size == 0 {
         err("store.pool-size".into(), "must be at least 1".into());
     }
