@@ -65,31 +65,46 @@ fn gauge(r: &Registry, name: &str, help: &str) -> R<IntGauge> {
     reg(r, IntGauge::new(name, help)?)
 }
 
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> R<IntGaugeVec> {
+    reg(r, IntGaugeVec::new(Opts::new(name, help), labels)?)
+}
+
 const LATENCY: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// `postern_build_info{version} 1`: lets a dashboard tell the daemons of a fleet apart.
+fn build_info(r: &Registry) -> R<()> {
+    gauge_vec(
+        r,
+        "postern_build_info",
+        "Build information; always 1.",
+        &["version"],
+    )?
+    .with_label_values(&[env!("CARGO_PKG_VERSION")])
+    .set(1);
+    Ok(())
+}
+
+/// The locked series exist from the start, so that dashboards show 0 rather than nothing.
+fn throttle_locked(r: &Registry) -> R<IntGaugeVec> {
+    let g = gauge_vec(
+        r,
+        "postern_throttle_locked",
+        "Accounts and client addresses over their failed-login limit across the daemons sharing the store, at the last sync.",
+        &["kind"],
+    )?;
+    for kind in ["account", "address"] {
+        g.with_label_values(&[kind]).set(0);
+    }
+    Ok(g)
+}
 
 impl Metrics {
     /// Fails only if a name above were malformed or registered twice (a test proves neither).
     pub fn new() -> R<Metrics> {
         let r = Registry::new();
-        let build = IntGaugeVec::new(
-            Opts::new("postern_build_info", "Build information; always 1."),
-            &["version"],
-        )?;
-        reg(&r, build.clone())?
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
-        let connections_active = reg(
-            &r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "postern_connections_active",
-                    "Open client connections per listener.",
-                ),
-                &["listener"],
-            )?,
-        )?;
+        build_info(&r)?;
         Ok(Metrics {
             auth_requests: counter(
                 &r,
@@ -132,7 +147,12 @@ impl Metrics {
                 "Password hash verifications by scheme.",
                 &["scheme"],
             )?,
-            connections_active,
+            connections_active: gauge_vec(
+                &r,
+                "postern_connections_active",
+                "Open client connections per listener.",
+                &["listener"],
+            )?,
             hash_queue: gauge(
                 &r,
                 "postern_hash_queue_depth",
@@ -153,37 +173,17 @@ impl Metrics {
                  (caller-gone).",
                 &["reason"],
             )?,
-            throttle_locked: {
-                let g = reg(
-                    &r,
-                    IntGaugeVec::new(
-                        Opts::new(
-                            "postern_throttle_locked",
-                            "Accounts and client addresses over their failed-login limit across the daemons sharing the store, at the last sync.",
-                        ),
-                        &["kind"],
-                    )?,
-                )?;
-                // Both series exist from the start, so that dashboards show 0 rather than nothing.
-                for kind in ["account", "address"] {
-                    g.with_label_values(&[kind]).set(0);
-                }
-                g
-            },
+            throttle_locked: throttle_locked(&r)?,
             store_generation: gauge(
                 &r,
                 "postern_store_generation",
                 "Generation of the directory model in memory.",
             )?,
-            directory_pool: reg(
+            directory_pool: gauge_vec(
                 &r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "postern_directory_pool_connections",
-                        "Connections of each directory's pools, by pool and state (in_use, idle).",
-                    ),
-                    &["directory", "pool", "state"],
-                )?,
+                "postern_directory_pool_connections",
+                "Connections of each directory's pools, by pool and state (in_use, idle).",
+                &["directory", "pool", "state"],
             )?,
             registry: r,
         })

@@ -39,9 +39,13 @@ impl BuildError {
 /// The store with the engine's rules: every write checks permission names against the table
 /// of `data/permissions.tsv` and credentials' dates and networks.
 pub async fn open_store(config: &Config) -> Result<Store, BuildError> {
-    let url = config.store_url().map_err(BuildError::Config)?;
+    let url = config
+        .store_url()
+        .map_err(|e| BuildError::Config(e.to_string()))?;
     let store = Store::open(&url, config.store.pool_size, config.store.timeout).await?;
-    Ok(store.with_rules(crate::auth::store_rules()))
+    Ok(store
+        .with_rules(crate::auth::store_rules())
+        .revoking_sessions_on_password_change(config.session.revoke_on_password_change))
 }
 
 pub fn hasher(config: &Config, metrics: Option<&Metrics>) -> Hasher {

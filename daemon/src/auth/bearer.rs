@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use super::{Engine, Frontend, Mechanism, Method, Principal, SessionView};
 use crate::auth::LoginError;
-use crate::authz::PermSet;
+use crate::authz::{PermSet, Service};
 
 pub struct BearerAttempt<'a> {
     pub frontend: Frontend,
@@ -21,7 +21,7 @@ pub struct BearerAttempt<'a> {
     /// The user the client claimed (XOAUTH2 `user=`, OAUTHBEARER authzid); must be the token's
     /// owner when given.
     pub claimed_user: Option<&'a str>,
-    pub service: &'a str,
+    pub service: Service<'a>,
     pub remote_ip: Option<IpAddr>,
 }
 
@@ -39,7 +39,7 @@ impl Engine {
                 mechanism: a.mechanism,
                 directory: &directory,
                 user,
-                service: a.service,
+                service: a.service.name(),
                 remote_ip: a.remote_ip,
                 started,
             },
@@ -78,7 +78,7 @@ impl Engine {
     async fn current_principal(
         &self,
         view: &SessionView,
-        service: &str,
+        service: Service<'_>,
     ) -> Result<Principal, LoginError> {
         let stored = match self.store.account(&view.principal.name).await {
             Ok(Some(stored)) => stored,

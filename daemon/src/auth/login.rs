@@ -13,7 +13,7 @@ use postern_internal::model::{Credential as StoredCredential, Origin};
 use postern_internal::{Checked, InternalMatch, StoredAccount};
 
 use super::{Engine, Frontend, Link, Mechanism, Method, Principal};
-use crate::authz::{service_permission, AuthzError, Permission, Scope, Subject};
+use crate::authz::{AuthzError, Permission, Scope, Service, Subject};
 use crate::metrics::Outcome as MOutcome;
 
 /// What [`Engine::record`] counts and logs about one authentication.
@@ -32,8 +32,8 @@ pub struct PasswordAttempt<'a> {
     pub mechanism: Mechanism,
     pub username: &'a str,
     pub password: Credential,
-    /// The service the client named (`smtp`, `imap`, …); `http` for web logins.
-    pub service: &'a str,
+    /// The service the client named, resolved by the front-end.
+    pub service: Service<'a>,
     pub remote_ip: Option<IpAddr>,
 }
 
@@ -46,7 +46,7 @@ pub struct ProvenLogin<'a> {
     /// The directory that vouches for the identity (its name in the configuration).
     pub directory: &'a str,
     pub identity: &'a Identity,
-    pub service: &'a str,
+    pub service: Service<'a>,
     pub remote_ip: Option<IpAddr>,
 }
 
@@ -86,7 +86,7 @@ impl Engine {
                 mechanism: a.mechanism,
                 directory: &directory,
                 user: a.username,
-                service: a.service,
+                service: a.service.name(),
                 remote_ip: a.remote_ip,
                 started,
             },
@@ -106,7 +106,7 @@ impl Engine {
                 mechanism: p.mechanism,
                 directory: p.directory,
                 user: &p.identity.name,
-                service: p.service,
+                service: p.service.name(),
                 remote_ip: p.remote_ip,
                 started,
             },
@@ -201,7 +201,7 @@ impl Engine {
             username: a.username,
             credential: &a.password,
             remote_ip: a.remote_ip,
-            service: a.service,
+            service: a.service.name(),
         };
         let mut outage = false;
         for link in self.directories().iter() {
@@ -290,7 +290,7 @@ impl Engine {
         &self,
         m: InternalMatch,
         ip: Option<IpAddr>,
-        service: &str,
+        service: Service<'_>,
     ) -> Result<Principal, LoginError> {
         let (stored, method, scope) = match m {
             InternalMatch::Password(a) => (a, Method::Password, None),
@@ -317,7 +317,7 @@ impl Engine {
         directory: &str,
         identity: &Identity,
         method: Method,
-        service: &str,
+        service: Service<'_>,
     ) -> Result<Principal, LoginError> {
         if let Matched::AppPassword(_) = identity.matched {
             // App passwords are the internal store's; an external directory cannot vouch
@@ -423,9 +423,12 @@ pub(super) fn is_internal(directory: &str) -> bool {
 
 /// Every front-end requires `authenticate`, plus the permission of the service the client
 /// named (`email-send` for SMTP, …). A refusal looks like a wrong password from outside.
-pub(super) fn require_login_permissions(p: &Principal, service: &str) -> Result<(), LoginError> {
+pub(super) fn require_login_permissions(
+    p: &Principal,
+    service: Service<'_>,
+) -> Result<(), LoginError> {
     let mut required = vec![Permission::known("authenticate")];
-    required.extend(service_permission(service));
+    required.extend(service.requires());
     if let Some(missing) = required.iter().find(|r| !p.permissions.contains(**r)) {
         tracing::info!(user = %p.name, permission = missing.name(), "login refused: permission not granted");
         return Err(LoginError::InvalidCredentials);

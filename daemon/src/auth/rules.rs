@@ -25,6 +25,7 @@ pub fn check_credential(c: &Credential) -> Result<(), String> {
 pub fn store_rules() -> Rules {
     Rules {
         is_permission: Arc::new(crate::authz::is_permission),
+        permission_hint: Arc::new(crate::authz::permission_hint),
         check_credential: Arc::new(check_credential),
     }
 }

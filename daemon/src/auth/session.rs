@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::clock::rfc3339;
 use super::{Engine, Method, Principal};
+use crate::authz::Permission;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -115,10 +116,13 @@ impl Engine {
         if let Some(record) = self.store.session(&hash, now).await? {
             let view: SessionView = serde_json::from_str(&record.body)
                 .map_err(|e| StoreError::Corrupt(format!("session body: {e}")))?;
-            return Ok(Some(SessionView {
-                token: Some(token.to_string()),
-                ..view
-            }));
+            return Ok(self
+                .as_now(view, &record.account)
+                .await?
+                .map(|view| SessionView {
+                    token: Some(token.to_string()),
+                    ..view
+                }));
         }
         let Some(cred) = self
             .store
@@ -143,6 +147,36 @@ impl Engine {
             }
             _ => Ok(None),
         }
+    }
+
+    /// A session's view with the account as it is now: `None` when the account is gone or may
+    /// no longer log in (`authenticate` removed, a dangling reference); its current roles,
+    /// groups and permissions otherwise. What the session was born with is not kept.
+    async fn as_now(
+        &self,
+        view: SessionView,
+        account: &str,
+    ) -> Result<Option<SessionView>, StoreError> {
+        let Some(stored) = self.store.account(account).await? else {
+            return Ok(None);
+        };
+        let Some(method) = Method::parse(&view.mechanism) else {
+            return Ok(None);
+        };
+        // An external principal's groups are those its directory reported at the login.
+        let extra = if super::login::is_internal(&view.directory) {
+            &[][..]
+        } else {
+            &view.groups[..]
+        };
+        let Ok(mut p) = self.evaluate(&stored, extra, &view.directory, method, None) else {
+            return Ok(None);
+        };
+        if !p.permissions.contains(Permission::known("authenticate")) {
+            return Ok(None);
+        }
+        p.emails = view.principal.emails.clone();
+        Ok(Some(SessionView::of(&p, view.expires_at)))
     }
 
     /// Revokes a session; `false` when the token was not a live session.

@@ -3,7 +3,9 @@
 use postern_directory::{Credential, Identity, Matched, PrincipalType};
 
 use super::*;
+use crate::authz::Service;
 use crate::frontend::testkit::{self, PASSWORD};
+use postern_internal::input::Provision;
 
 fn attempt<'a>(user: &'a str, password: &str) -> PasswordAttempt<'a> {
     PasswordAttempt {
@@ -11,7 +13,7 @@ fn attempt<'a>(user: &'a str, password: &str) -> PasswordAttempt<'a> {
         mechanism: Mechanism::Password,
         username: user,
         password: Credential::password(password),
-        service: "http",
+        service: Service::HTTP,
         remote_ip: None,
     }
 }
@@ -58,7 +60,7 @@ async fn a_proven_identity_is_recorded_and_evaluated_like_a_login() {
             mechanism: Mechanism::Oidc,
             directory: "corp",
             identity: &identity,
-            service: "http",
+            service: Service::HTTP,
             remote_ip: None,
         })
         .await
@@ -78,6 +80,58 @@ async fn a_proven_identity_is_recorded_and_evaluated_like_a_login() {
         metrics.contains(r#"directory="corp",frontend="http",mechanism="oidc",outcome="success""#),
         "counted like every login"
     );
+}
+
+fn provision(text: &str) -> Provision {
+    toml::from_str(text).unwrap()
+}
+
+/// A session used to keep the permissions it was born with: `authenticate` removed or a new
+/// password changed nothing for a token already issued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_show_the_account_as_it_is_now() {
+    let (_dir, engine) = testkit::engine().await;
+    let alice = engine.login(attempt("alice", PASSWORD)).await.unwrap();
+    let token = engine.issue_session(&alice).await.unwrap().token.unwrap();
+    let before = engine.bearer(&token, None).await.unwrap().unwrap();
+    assert!(!before.permissions.contains(&"principal-list".to_string()));
+
+    // New roles: the session shows the new permissions at once.
+    engine
+        .provision(&provision(
+            "[[account]]\nname = \"alice\"\npassword = \"correct horse battery\"\nroles = \"admin\"\n",
+        ))
+        .await
+        .unwrap();
+    engine.reload_if_changed().await.unwrap();
+    let now = engine.bearer(&token, None).await.unwrap().unwrap();
+    assert!(
+        now.permissions.contains(&"principal-list".to_string()),
+        "{now:?}"
+    );
+    assert_eq!(now.roles, vec!["admin".to_string()]);
+
+    // `authenticate` taken away: the token is refused.
+    engine
+        .provision(&provision(
+            "[[account]]\nname = \"alice\"\npassword = \"correct horse battery\"\nroles = \"user\"\npermissions = { mode = \"merge\", disabled = [\"authenticate\"] }\n",
+        ))
+        .await
+        .unwrap();
+    engine.reload_if_changed().await.unwrap();
+    assert!(engine.bearer(&token, None).await.unwrap().is_none());
+
+    // A new password ends bob's sessions (revoke-on-password-change is on by default).
+    let bob = engine.login(attempt("bob", PASSWORD)).await.unwrap();
+    let token = engine.issue_session(&bob).await.unwrap().token.unwrap();
+    assert!(engine.bearer(&token, None).await.unwrap().is_some());
+    engine
+        .provision(&provision(
+            "[[account]]\nname = \"bob\"\npassword = \"a brand new one\"\nroles = \"user\"\npermissions = { mode = \"merge\", disabled = [\"email-send\", \"pop3-authenticate\"] }\n",
+        ))
+        .await
+        .unwrap();
+    assert!(engine.bearer(&token, None).await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

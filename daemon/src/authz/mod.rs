@@ -7,16 +7,97 @@ pub mod permissions;
 mod tests;
 
 pub use engine::{AuthzError, Grant, Pair, Policy, Scope, Spec, Subject};
-pub use permissions::{is_permission, PermSet, Permission};
+pub use permissions::{is_permission, permission_hint, PermSet, Permission};
 
-/// The permission a front-end requires beside `authenticate` for a SASL `service`, if any.
-pub fn service_permission(service: &str) -> Option<Permission> {
-    let name = match service.to_ascii_lowercase().as_str() {
-        "imap" => "imap-authenticate",
-        "pop3" => "pop3-authenticate",
-        "sieve" | "managesieve" => "sieve-authenticate",
-        "smtp" | "submission" | "submissions" => "email-send",
-        _ => return None,
+/// The service a client named (SASL `service=`, saslauthd's service, nginx's protocol), resolved
+/// to what it requires beside `authenticate`. Front-ends make one before they call the engine,
+/// so a name no rule knows cannot reach a login and pass with `authenticate` alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Service<'a> {
+    name: &'a str,
+    requires: Option<Permission>,
+}
+
+/// A service name no rule maps and the listener does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown service {0:?}")]
+pub struct UnknownService(pub String);
+
+impl<'a> Service<'a> {
+    /// Postern's own web login.
+    pub const HTTP: Service<'static> = Service {
+        name: "http",
+        requires: None,
     };
-    Permission::from_name(name)
+
+    /// Resolves a service name. The names real clients send (Postfix and Exim: `smtp`;
+    /// nginx: `imap`, `pop3`, `smtp`; Cyrus: `imap`, `pop`, `sieve`; Dovecot: `imap`, `pop3`,
+    /// `submission`, `sieve`) and their TLS variants map to their permission; a name in
+    /// `allowed` (the listener's `services`) requires `authenticate` only; anything else is
+    /// refused.
+    pub fn resolve(name: &'a str, allowed: &[String]) -> Result<Service<'a>, UnknownService> {
+        let permission = match name.to_ascii_lowercase().as_str() {
+            "imap" | "imaps" => Some("imap-authenticate"),
+            "pop" | "pop3" | "pop3s" => Some("pop3-authenticate"),
+            "sieve" | "managesieve" => Some("sieve-authenticate"),
+            "smtp" | "smtps" | "esmtp" | "submission" | "submissions" => Some("email-send"),
+            "http" | "https" => None,
+            _ if allowed.iter().any(|a| a.eq_ignore_ascii_case(name)) => None,
+            _ => return Err(UnknownService(name.to_string())),
+        };
+        Ok(Service {
+            name,
+            requires: permission.and_then(Permission::from_name),
+        })
+    }
+
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// The permission required beside `authenticate`, if any.
+    pub fn requires(&self) -> Option<Permission> {
+        self.requires
+    }
+}
+
+#[cfg(test)]
+mod service_tests {
+    use super::*;
+
+    #[test]
+    fn services_resolve_or_are_refused() {
+        let send = Permission::from_name("email-send");
+        for name in [
+            "smtp",
+            "SMTP",
+            "smtps",
+            "esmtp",
+            "submission",
+            "submissions",
+        ] {
+            assert_eq!(
+                Service::resolve(name, &[]).unwrap().requires(),
+                send,
+                "{name}"
+            );
+        }
+        assert_eq!(
+            Service::resolve("pop", &[]).unwrap().requires(),
+            Permission::from_name("pop3-authenticate")
+        );
+        assert_eq!(Service::resolve("http", &[]).unwrap().requires(), None);
+        for name in ["smtp\0x", "ftp", "", "lmtp"] {
+            assert_eq!(
+                Service::resolve(name, &[]),
+                Err(UnknownService(name.to_string())),
+                "{name}"
+            );
+        }
+        let allowed = vec!["Webmail".to_string()];
+        assert_eq!(
+            Service::resolve("webmail", &allowed).unwrap().requires(),
+            None
+        );
+    }
 }

@@ -55,6 +55,12 @@ pub fn is_permission(name: &str) -> bool {
     INDEX.contains_key(name)
 }
 
+/// `, did you mean `principal-create`?` for a misspelt permission name, or nothing: appended to
+/// "unknown permission" messages wherever a file names permissions.
+pub fn permission_hint(name: &str) -> String {
+    postern_directory::config::did_you_mean(name, PERMISSIONS.iter().map(|p| p.name))
+}
+
 /// A set of permissions: one bit each, so union, intersection and difference are a few word
 /// operations whatever the number of roles.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -180,6 +186,19 @@ mod tests {
             assert!(is_permission(name), "{name}");
             assert_eq!(Permission::known(name).name(), name);
         }
+    }
+
+    #[test]
+    fn misspelt_permissions_get_a_hint() {
+        assert_eq!(
+            permission_hint("principal-craete"),
+            ", did you mean `principal-create`?"
+        );
+        assert_eq!(
+            permission_hint("authenticat"),
+            ", did you mean `authenticate`?"
+        );
+        assert_eq!(permission_hint("fly"), "");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! columns Postern reads. Nothing is written anywhere.
 
 use postern_directory::secret::Hasher;
+use postern_directory::ConfigProblem;
 
 use super::Failure;
 use crate::config::{Config, ConfigError, DirectoryConfig};
@@ -26,15 +27,15 @@ async fn problems(config: &Config, file: &str) -> Vec<String> {
         let DirectoryConfig::Sql(sql) = directory else {
             continue;
         };
-        let key = |k: &str| format!("directory.{name}.{k}");
+        let table = format!("directory.{name}");
+        let line = |p: ConfigProblem| {
+            let p = p.prefixed(&table);
+            ConfigError::new(file, p.key, p.reason).to_string()
+        };
         // Verifications never run here: one hashing slot is plenty.
         match postern_sql::SqlDirectory::new(name, sql.clone(), Hasher::new(1)) {
-            Err(e) => lines.push(ConfigError::new(file, key(e.key), e.reason).to_string()),
-            Ok(d) => {
-                for p in d.check_live().await {
-                    lines.push(ConfigError::new(file, key(p.key), p.reason).to_string());
-                }
-            }
+            Err(e) => lines.push(line(e)),
+            Ok(d) => lines.extend(d.check_live().await.into_iter().map(line)),
         }
     }
     lines

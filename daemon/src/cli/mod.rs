@@ -128,20 +128,8 @@ fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Loads and validates; every problem becomes one line.
 pub fn load_valid(source: &Source) -> Result<Config, Failure> {
-    let name = match source {
-        Source::File(p) => p.display().to_string(),
-        Source::Embedded => "<embedded default>".into(),
-    };
-    let config = config::load(source)
-        .map_err(|errors| Failure::user(errors.iter().map(|e| e.to_string()).collect()))?;
-    let errors = config::validate(&config, &name);
-    if errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(Failure::user(
-            errors.iter().map(|e| e.to_string()).collect(),
-        ))
-    }
+    config::load(source)
+        .map_err(|errors| Failure::user(errors.iter().map(|e| e.to_string()).collect()))
 }
 
 fn hash_password(scheme: &str) -> Result<(), Failure> {

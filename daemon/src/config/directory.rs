@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use postern_directory::{read_secret_file, ConfigProblem};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -14,6 +15,25 @@ pub enum DirectoryConfig {
 }
 
 impl DirectoryConfig {
+    /// The values of `type`.
+    pub const KINDS: [&'static str; 3] = ["ldap", "sql", "oidc"];
+
+    /// Every problem of the table that needs no network, keys relative to the table (the
+    /// caller prefixes `directory.NAME.`).
+    pub fn problems(&self) -> Vec<ConfigProblem> {
+        match self {
+            DirectoryConfig::Ldap(l) => {
+                let mut out = l.problems();
+                out.extend(l.file_problems());
+                out
+            }
+            // URL (or url-file), pool and timeout, and each query's placeholders for the URL's
+            // dialect; `check-config --live` asks the database itself.
+            DirectoryConfig::Sql(s) => s.check_static(),
+            DirectoryConfig::Oidc(o) => o.problems(),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             DirectoryConfig::Ldap(_) => "ldap",
@@ -48,6 +68,22 @@ pub struct OidcConfig {
     pub groups_claim: Option<String>,
     #[serde(default)]
     pub redirect_path: Option<String>,
+}
+
+impl OidcConfig {
+    /// The configuration's own problems, keys relative to the section.
+    pub fn problems(&self) -> Vec<ConfigProblem> {
+        let mut out = Vec::new();
+        if !(self.issuer.starts_with("https://") || self.issuer.starts_with("http://")) {
+            out.push(ConfigProblem::new("issuer", "must be an https:// URL"));
+        }
+        if let Some(path) = &self.client_secret_file {
+            if let Err(e) = read_secret_file("client-secret-file", path) {
+                out.push(e);
+            }
+        }
+        out
+    }
 }
 
 fn default_scopes() -> Vec<String> {

@@ -1,18 +1,23 @@
 //! `postern.toml`: typed, with every key known (`deny_unknown_fields`), layered by figment as
 //! built-in defaults → TOML file → `POSTERN_<SECTION>__<KEY>` environment.
 //!
-//! Loading ([`load`]) only parses; [`validate`] checks everything that can be checked without
-//! touching the network and returns every problem, so `check-config` reports them all at once.
+//! [`load`] parses each table on its own ([`parse`]) and then checks everything that can be
+//! checked without touching the network ([`validate`]), so `check-config` reports every problem
+//! of a file at once, each with its key path written as the user wrote it (`listener[0].bind`,
+//! `directory.corp.url`) and the file or environment variable it came from.
 
 mod directory;
 mod load;
+mod parse;
 mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use postern_directory::{read_secret_file, ConfigProblem};
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 pub use directory::{DirectoryConfig, LdapConfig, OidcConfig, SqlConfig};
 pub use load::{load, source as find_source, ConfigError, Source};
@@ -182,6 +187,11 @@ pub struct ListenerConfig {
     /// Offer PLAIN/LOGIN on connections the client did not mark `secured`.
     #[serde(default)]
     pub allow_plaintext: bool,
+    /// Service names (dovecot-auth `service=`, saslauthd's service) allowed beside the known
+    /// ones (imap, pop3, smtp, submission, sieve and their variants); they require
+    /// `authenticate` only. Any other name is refused.
+    #[serde(default)]
+    pub services: Vec<String>,
     /// Connections open at once on this listener.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
@@ -225,6 +235,7 @@ impl ListenerConfig {
             group: None,
             mechanisms: default_mechanisms(),
             allow_plaintext: false,
+            services: Vec::new(),
             max_connections: default_max_connections(),
             idle_timeout: default_idle(),
             tls_handshake_timeout: None,
@@ -289,12 +300,23 @@ pub struct SessionConfig {
     /// Lifetime of a session issued by a login.
     #[serde(default = "default_ttl", with = "humantime_serde")]
     pub ttl: Duration,
+    /// A password changed through the store (`apply`, the management API) ends the account's
+    /// sessions: whoever knew the old password loses what it opened.
+    #[serde(default = "default_true")]
+    pub revoke_on_password_change: bool,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        SessionConfig { ttl: default_ttl() }
+        SessionConfig {
+            ttl: default_ttl(),
+            revoke_on_password_change: true,
+        }
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_ttl() -> Duration {
@@ -347,19 +369,18 @@ fn default_level() -> String {
 
 impl Config {
     /// The store URL in force: `url`, the content of `url-file`, or the embedded SQLite file.
-    pub fn store_url(&self) -> Result<String, String> {
+    /// Zeroized on drop, since it may carry the database password.
+    pub fn store_url(&self) -> Result<Zeroizing<String>, ConfigProblem> {
         if let Some(path) = &self.store.url_file {
-            return std::fs::read_to_string(path)
-                .map(|s| s.trim().to_string())
-                .map_err(|e| format!("store.url-file: cannot read {}: {e}", path.display()));
+            return read_secret_file("url-file", path).map_err(|e| e.prefixed("store"));
         }
         if self.store.url.is_empty() {
-            Ok(format!(
+            Ok(Zeroizing::new(format!(
                 "sqlite://{}",
                 self.server.state_dir.join("postern.db").display()
-            ))
+            )))
         } else {
-            Ok(self.store.url.clone())
+            Ok(Zeroizing::new(self.store.url.clone()))
         }
     }
 }

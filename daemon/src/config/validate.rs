@@ -1,220 +1,230 @@
-//! Pure checks of a parsed configuration (files are read, nothing is connected or bound).
+//! Pure checks of a parsed configuration (files are read, nothing is connected or bound). Each
+//! section has its own function; all of them report every problem they find rather than the
+//! first, so that one `check-config` run lists everything to fix.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use super::{Config, ConfigError, DirectoryConfig, ListenerConfig, Protocol};
+use postern_directory::config::did_you_mean;
+use postern_directory::{read_secret_file, ConfigProblem};
+
+use super::parse::Parsed;
+use super::{Config, ConfigError, ListenerConfig, Protocol};
 
 const MECHANISMS: [&str; 4] = ["plain", "login", "xoauth2", "oauthbearer"];
 
-/// Every problem found, each naming its key.
-pub fn validate(c: &Config, file: &str) -> Vec<ConfigError> {
-    let mut errors = Vec::new();
-    let mut err = |key: String, reason: String| errors.push(ConfigError::new(file, key, reason));
+/// nginx's mail proxy speaks these; `[auth-http] backends` names an upstream for each.
+const MAIL_PROTOCOLS: [&str; 3] = ["imap", "pop3", "smtp"];
 
+/// Every problem of a configuration built in code, each naming its key and `file`.
+pub fn validate(c: &Config, file: &str) -> Vec<ConfigError> {
+    let index: Vec<usize> = (0..c.listener.len()).collect();
+    check(c, &index, &BTreeSet::new())
+        .into_iter()
+        .map(|p| ConfigError::new(file, p.key, p.reason))
+        .collect()
+}
+
+/// Every problem of what [`super::parse`] could build.
+pub(super) fn problems(parsed: &Parsed) -> Vec<ConfigProblem> {
+    check(
+        &parsed.config,
+        &parsed.listener_index,
+        &parsed.unparsed_directories,
+    )
+}
+
+/// `listener_index[i]` is the file's index of `c.listener[i]`; `unparsed` the directory tables
+/// that exist but did not parse (already reported).
+fn check(c: &Config, listener_index: &[usize], unparsed: &BTreeSet<String>) -> Vec<ConfigProblem> {
+    let mut out = Vec::new();
+    server(c, &mut out);
+    store(c, &mut out);
+    authentication(c, unparsed, &mut out);
+    listeners(c, listener_index, &mut out);
+    directories(c, &mut out);
+    auth_http(c, &mut out);
+    log(c, &mut out);
+    out
+}
+
+fn problem(out: &mut Vec<ConfigProblem>, key: impl Into<String>, reason: impl Into<String>) {
+    out.push(ConfigProblem::new(key, reason));
+}
+
+fn server(c: &Config, out: &mut Vec<ConfigProblem>) {
+    let url = &c.server.public_url;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        problem(
+            out,
+            "server.public-url",
+            "must be an http:// or https:// URL",
+        );
+    }
+    for (i, proxy) in c.server.trusted_proxies.iter().enumerate() {
+        if crate::auth::parse_network(proxy.trim()).is_none() {
+            problem(
+                out,
+                format!("server.trusted-proxies[{i}]"),
+                format!("{proxy:?} is not an address or a network (CIDR)"),
+            );
+        }
+    }
+    if c.server.hash_queue_per_address == 0 {
+        problem(
+            out,
+            "server.hash-queue-per-address",
+            "must be at least 1 (the verifications one client address may have in progress)",
+        );
+    }
+}
+
+fn store(c: &Config, out: &mut Vec<ConfigProblem>) {
     match c.store_url() {
-        Err(e) => err("store.url-file".into(), e),
+        Err(e) => out.push(e),
         Ok(url) => {
             if !(url.starts_with("sqlite:")
                 || url.starts_with("postgres://")
                 || url.starts_with("postgresql://"))
             {
-                err(
-                    "store.url".into(),
-                    "must start with sqlite:// or postgres://".into(),
-                );
+                let key = match c.store.url_file {
+                    Some(_) => "store.url-file",
+                    None => "store.url",
+                };
+                problem(out, key, "must start with sqlite:// or postgres://");
             }
         }
     }
-    if c.server.hash_queue_per_address == 0 {
-        err(
-            "server.hash-queue-per-address".into(),
-            "must be at least 1 (the verifications one client address may have in progress)".into(),
-        );
-    }
     if c.store.pool_size == 0 {
-        err("store.pool-size".into(), "must be at least 1".into());
+        problem(out, "store.pool-size", "must be at least 1");
     }
+}
+
+fn authentication(c: &Config, unparsed: &BTreeSet<String>, out: &mut Vec<ConfigProblem>) {
     let a = &c.authentication;
     for (k, n) in [
         ("max-failures-per-account", a.max_failures_per_account),
         ("max-failures-per-ip", a.max_failures_per_ip),
     ] {
         if n == 0 {
-            err(
+            problem(
+                out,
                 format!("authentication.{k}"),
-                "must be at least 1 (the failures allowed before attempts are refused)".into(),
+                "must be at least 1 (the failures allowed before attempts are refused)",
             );
         }
     }
     if a.failure_window.as_secs() == 0 {
-        err(
-            "authentication.failure-window".into(),
-            "must be at least 1s".into(),
-        );
+        problem(out, "authentication.failure-window", "must be at least 1s");
     }
-    if !(c.server.public_url.starts_with("http://") || c.server.public_url.starts_with("https://"))
-    {
-        err(
-            "server.public-url".into(),
-            "must be an http:// or https:// URL".into(),
-        );
-    }
-    for (i, proxy) in c.server.trusted_proxies.iter().enumerate() {
-        if crate::auth::parse_network(proxy.trim()).is_none() {
-            err(
-                format!("server.trusted-proxies[{i}]"),
-                format!("{proxy:?} is not an address or a network (CIDR)"),
+    let mut seen = BTreeSet::new();
+    for (i, d) in a.directories.iter().enumerate() {
+        let key = format!("authentication.directories[{i}]");
+        if !seen.insert(d) {
+            problem(out, &key, format!("{d:?} is listed twice"));
+        }
+        // A table that exists but did not parse has been reported already; it is not missing.
+        if d != "internal" && !c.directory.contains_key(d) && !unparsed.contains(d) {
+            let defined = c.directory.keys().map(String::as_str).chain(["internal"]);
+            problem(
+                out,
+                key,
+                format!("no [directory.{d}] section{}", did_you_mean(d, defined)),
             );
         }
     }
+}
 
+fn listeners(c: &Config, index: &[usize], out: &mut Vec<ConfigProblem>) {
     let mut binds = BTreeSet::new();
-    for (i, l) in c.listener.iter().enumerate() {
+    for (i, l) in index.iter().zip(&c.listener) {
         let key = |k: &str| format!("listener[{i}].{k}");
-        if let Some(path) = l.bind.strip_prefix("unix:") {
-            if !path.starts_with('/') {
-                err(
-                    key("bind"),
-                    format!("unix socket path must be absolute: {path:?}"),
-                );
-            }
-        } else if l.bind.parse::<SocketAddr>().is_err() {
-            err(
-                key("bind"),
+        // Port 0 asks the kernel for a free port: several listeners may ask.
+        if !l.bind.ends_with(":0") && !binds.insert(l.bind.clone()) {
+            problem(out, key("bind"), format!("{} is bound twice", l.bind));
+        }
+        for p in listener(l) {
+            out.push(p.prefixed(&format!("listener[{i}]")));
+        }
+    }
+}
+
+/// One listener's own problems, keys relative to its table.
+fn listener(l: &ListenerConfig) -> Vec<ConfigProblem> {
+    let mut out = Vec::new();
+    let unix = l.bind.starts_with("unix:");
+    if let Some(path) = l.bind.strip_prefix("unix:") {
+        if !path.starts_with('/') {
+            problem(
+                &mut out,
+                "bind",
+                format!("unix socket path must be absolute: {path:?}"),
+            );
+        }
+    } else if l.bind.parse::<SocketAddr>().is_err() {
+        problem(
+            &mut out,
+            "bind",
+            format!(
+                "{:?} is neither host:port (an IP address) nor unix:/path",
+                l.bind
+            ),
+        );
+    }
+    if let Some(mode) = &l.mode {
+        if u32::from_str_radix(mode, 8)
+            .map(|m| m > 0o777)
+            .unwrap_or(true)
+        {
+            problem(
+                &mut out,
+                "mode",
+                format!("{mode:?} is not an octal file mode like \"0660\""),
+            );
+        }
+        if !unix {
+            problem(&mut out, "mode", "only unix sockets have a mode");
+        }
+    }
+    for m in &l.mechanisms {
+        let lower = m.to_ascii_lowercase();
+        if !MECHANISMS.contains(&lower.as_str()) {
+            problem(
+                &mut out,
+                "mechanisms",
                 format!(
-                    "{:?} is neither host:port (an IP address) nor unix:/path",
-                    l.bind
+                    "unknown mechanism {m:?}{}",
+                    hint_or_list(&lower, &MECHANISMS)
                 ),
             );
         }
-        // Port 0 asks the kernel for a free port: several listeners may ask.
-        if !l.bind.ends_with(":0") && !binds.insert(l.bind.clone()) {
-            err(key("bind"), format!("{} is bound twice", l.bind));
-        }
-        if let Some(mode) = &l.mode {
-            if u32::from_str_radix(mode, 8)
-                .map(|m| m > 0o777)
-                .unwrap_or(true)
-            {
-                err(
-                    key("mode"),
-                    format!("{mode:?} is not an octal file mode like \"0660\""),
-                );
-            }
-            if !l.bind.starts_with("unix:") {
-                err(key("mode"), "only unix sockets have a mode".into());
-            }
-        }
-        for m in &l.mechanisms {
-            if !MECHANISMS.contains(&m.to_ascii_lowercase().as_str()) {
-                err(
-                    key("mechanisms"),
-                    format!("unknown mechanism {m:?} (known: {})", MECHANISMS.join(", ")),
-                );
-            }
-        }
-        for (k, reason) in listener_keys(l) {
-            err(key(k), reason);
-        }
-        if l.protocol == Protocol::Saslauthd && !l.bind.starts_with("unix:") {
-            err(
-                key("bind"),
-                "saslauthd listens on a unix socket only".into(),
-            );
-        }
-        if l.max_connections == 0 {
-            err(key("max-connections"), "must be at least 1".into());
-        }
     }
-
-    let mut seen = BTreeSet::new();
-    for (i, d) in c.authentication.directories.iter().enumerate() {
-        let key = format!("authentication.directories[{i}]");
-        if !seen.insert(d) {
-            err(key.clone(), format!("{d:?} is listed twice"));
-        }
-        if d != "internal" && !c.directory.contains_key(d) {
-            err(key, format!("no [directory.{d}] section"));
-        }
+    listener_keys(l, &mut out);
+    if l.protocol == Protocol::Saslauthd && !unix {
+        problem(&mut out, "bind", "saslauthd listens on a unix socket only");
     }
-    if c.directory.contains_key("internal") {
-        err(
-            "directory.internal".into(),
-            "\"internal\" is built in and cannot be configured".into(),
-        );
+    if l.max_connections == 0 {
+        problem(&mut out, "max-connections", "must be at least 1");
     }
-    for (name, d) in &c.directory {
-        let key = |k: &str| format!("directory.{name}.{k}");
-        match d {
-            DirectoryConfig::Ldap(l) => {
-                for (k, reason) in l.problems().into_iter().chain(l.file_problems()) {
-                    err(key(k), reason);
-                }
-            }
-            DirectoryConfig::Sql(s) => {
-                // URL (or url-file), pool and timeout, and each query's placeholders for the
-                // URL's dialect; `check-config --live` asks the database itself.
-                for e in s.check_static() {
-                    err(key(e.key), e.reason);
-                }
-            }
-            DirectoryConfig::Oidc(o) => {
-                if !(o.issuer.starts_with("https://") || o.issuer.starts_with("http://")) {
-                    err(key("issuer"), "must be an https:// URL".into());
-                }
-            }
-        }
-        if c.authentication.directories.iter().all(|d| d != name) {
-            err(
-                format!("directory.{name}"),
-                "defined but not listed in authentication.directories".into(),
-            );
-        }
-    }
-    for (proto, addr) in &c.auth_http.backends {
-        if !["imap", "pop3", "smtp"].contains(&proto.as_str()) {
-            err(
-                format!("auth-http.backends.{proto}"),
-                "protocol must be imap, pop3 or smtp".into(),
-            );
-        }
-        if addr.parse::<SocketAddr>().is_err() {
-            err(
-                format!("auth-http.backends.{proto}"),
-                format!("{addr:?} must be IP:port (nginx takes no host names)"),
-            );
-        }
-    }
-    if c.log
-        .level
-        .parse::<tracing_subscriber::EnvFilter>()
-        .is_err()
-    {
-        err(
-            "log.level".into(),
-            format!("{:?} is not a valid filter", c.log.level),
-        );
-    }
-    errors
+    out
 }
 
 /// TLS and the per-protocol keys of one listener: each key only where it means something.
-fn listener_keys(l: &ListenerConfig) -> Vec<(&'static str, String)> {
-    let mut errors = Vec::new();
+fn listener_keys(l: &ListenerConfig, out: &mut Vec<ConfigProblem>) {
     let unix = l.bind.starts_with("unix:");
     match &l.tls {
-        Some(_) if unix => errors.push((
+        Some(_) if unix => problem(
+            out,
             "tls",
-            "TLS applies to TCP listeners; a unix socket is protected by its file mode".into(),
-        )),
+            "TLS applies to TCP listeners; a unix socket is protected by its file mode",
+        ),
         Some(tls) => {
             if let Err(e) = crate::tls::load(tls, &[]) {
-                errors.push(("tls", e.to_string()));
+                problem(out, "tls", e.to_string());
             }
         }
         None if l.tls_handshake_timeout.is_some() => {
-            errors.push(("tls-handshake-timeout", "needs tls on this listener".into()))
+            problem(out, "tls-handshake-timeout", "needs tls on this listener")
         }
         None => {}
     }
@@ -226,22 +236,96 @@ fn listener_keys(l: &ListenerConfig) -> Vec<(&'static str, String)> {
     ];
     for (k, set) in only_dovecot {
         if set && !dovecot {
-            errors.push((k, "applies to dovecot-auth listeners only".into()));
+            problem(out, k, "applies to dovecot-auth listeners only");
         }
     }
     if l.max_requests_in_flight == Some(0) {
-        errors.push(("max-requests-in-flight", "must be at least 1".into()));
+        problem(out, "max-requests-in-flight", "must be at least 1");
     }
     for (k, d) in [
         ("request-timeout", l.request_timeout),
         ("tls-handshake-timeout", l.tls_handshake_timeout),
     ] {
         if d.is_some_and(|d| d.is_zero()) {
-            errors.push((k, "must be longer than 0s".into()));
+            problem(out, k, "must be longer than 0s");
         }
     }
     if l.idle_timeout.is_zero() {
-        errors.push(("idle-timeout", "must be longer than 0s".into()));
+        problem(out, "idle-timeout", "must be longer than 0s");
     }
-    errors
+}
+
+fn directories(c: &Config, out: &mut Vec<ConfigProblem>) {
+    if c.directory.contains_key("internal") {
+        problem(
+            out,
+            "directory.internal",
+            "\"internal\" is built in and cannot be configured",
+        );
+    }
+    for (name, d) in &c.directory {
+        // Plugins name keys relative to their table; the table's place is the daemon's to say.
+        let table = format!("directory.{name}");
+        out.extend(d.problems().into_iter().map(|p| p.prefixed(&table)));
+        if c.authentication.directories.iter().all(|d| d != name) {
+            problem(
+                out,
+                table,
+                "defined but not listed in authentication.directories",
+            );
+        }
+    }
+}
+
+/// What nginx's `auth_http` handler would otherwise find out only at the first request.
+fn auth_http(c: &Config, out: &mut Vec<ConfigProblem>) {
+    for (proto, addr) in &c.auth_http.backends {
+        let key = format!("auth-http.backends.{proto}");
+        if !MAIL_PROTOCOLS.contains(&proto.as_str()) {
+            problem(
+                out,
+                &key,
+                format!(
+                    "protocol must be imap, pop3 or smtp{}",
+                    did_you_mean(proto, MAIL_PROTOCOLS)
+                ),
+            );
+        }
+        if addr.parse::<SocketAddr>().is_err() {
+            problem(
+                out,
+                key,
+                format!("{addr:?} must be IP:port (nginx takes no host names)"),
+            );
+        }
+    }
+    if let Some(path) = &c.auth_http.shared_secret_file {
+        if let Err(e) = read_secret_file("shared-secret-file", path) {
+            out.push(e.prefixed("auth-http"));
+        }
+    }
+}
+
+fn log(c: &Config, out: &mut Vec<ConfigProblem>) {
+    if c.log
+        .level
+        .parse::<tracing_subscriber::EnvFilter>()
+        .is_err()
+    {
+        problem(
+            out,
+            "log.level",
+            format!("{:?} is not a valid filter", c.log.level),
+        );
+    }
+}
+
+/// ", did you mean `x`?" when one is close, else " (known: a, b, c)".
+fn hint_or_list(word: &str, known: &[&str]) -> String {
+    let hint = did_you_mean(word, known.iter().copied());
+    if hint.is_empty() {
+        format!(" (known: {})", known.join(", "))
+    } else {
+        hint
+    }
 }

@@ -27,6 +27,8 @@ pub struct Settings {
     pub mechanisms: Vec<String>,
     pub allow_plaintext: bool,
     pub idle_timeout: Duration,
+    /// Service names beside the known ones that may log in with `authenticate` alone.
+    pub services: Vec<String>,
 }
 
 impl Settings {
@@ -39,6 +41,7 @@ impl Settings {
                 .collect(),
             allow_plaintext: l.allow_plaintext,
             idle_timeout: l.idle_timeout,
+            services: l.services.clone(),
         }
     }
 }
@@ -61,6 +64,7 @@ pub async fn serve(
         settings.clone(),
         limits,
     ));
+    let services: Arc<[String]> = Arc::from(settings.services.clone());
     let mut connections = JoinSet::new();
     tokio::pin!(stop);
     loop {
@@ -73,7 +77,7 @@ pub async fn serve(
                         connections.spawn(dovecot.clone().handle(conn, peer, stopping.clone()));
                     }
                     Protocol::Saslauthd => {
-                        connections.spawn(saslauthd::handle(conn, engine.clone(), settings.idle_timeout));
+                        connections.spawn(saslauthd::handle(conn, engine.clone(), settings.idle_timeout, services.clone()));
                     }
                     Protocol::Http => {
                         tracing::error!(address = %listener.local_addr(), "an http listener was handed to the mail front-ends; closed");
@@ -152,6 +156,7 @@ mod tests {
         let settings = Settings {
             mechanisms: vec!["PLAIN".into()],
             allow_plaintext: true,
+            services: Vec::new(),
             idle_timeout: Duration::from_secs(30),
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -18,11 +18,16 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::auth::{Engine, Frontend, LoginError, Mechanism, PasswordAttempt};
+use crate::authz::Service;
 
 /// Reads one request (within `timeout`), answers it and closes. A truncated request or a
 /// timeout closes without an answer, as saslauthd does.
-pub async fn handle<S>(mut stream: S, engine: Arc<Engine>, timeout: Duration)
-where
+pub async fn handle<S>(
+    mut stream: S,
+    engine: Arc<Engine>,
+    timeout: Duration,
+    services: Arc<[String]>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let deadline = Instant::now() + timeout;
@@ -48,7 +53,7 @@ where
         }
     };
     let reply = match request {
-        Ok(request) => verify(&engine, &request).await,
+        Ok(request) => verify(&engine, &request, &services).await,
         Err(e) => {
             tracing::info!(error = %e, "saslauthd request refused");
             e.reply()
@@ -58,11 +63,20 @@ where
     let _ = stream.shutdown().await;
 }
 
-async fn verify(engine: &Engine, request: &Request) -> Reply {
+async fn verify(engine: &Engine, request: &Request, services: &[String]) -> Reply {
     let username = request.qualified_login();
-    let service = match request.service.as_str() {
-        "pop" => "pop3",
-        other => other,
+    let service = match Service::resolve(&request.service, services) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::info!(error = %e, "saslauthd request refused: unknown service (add it to the listener's services to allow it)");
+            engine.refused(
+                Frontend::Saslauthd,
+                Mechanism::Password,
+                None,
+                "unknown service",
+            );
+            return Reply::No("authentication failed".into());
+        }
     };
     let result = engine
         .login(PasswordAttempt {
@@ -95,7 +109,12 @@ mod tests {
 
     async fn ask(engine: &Arc<Engine>, input: Vec<u8>, close_after: bool) -> Vec<u8> {
         let (mut client, server) = tokio::io::duplex(4096);
-        let task = tokio::spawn(handle(server, engine.clone(), Duration::from_millis(500)));
+        let task = tokio::spawn(handle(
+            server,
+            engine.clone(),
+            Duration::from_millis(500),
+            Arc::from(Vec::new()),
+        ));
         client.write_all(&input).await.unwrap();
         if close_after {
             client.shutdown().await.unwrap();

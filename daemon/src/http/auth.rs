@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use super::extract::{parse_json, Authenticated, Carrier, ClientIp, Credentials, LimitedBody};
 use super::{nginx, ApiError, AppState};
 use crate::auth::{Frontend, LoginError, Mechanism, PasswordAttempt, SessionView};
+use crate::authz::Service;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -81,7 +82,7 @@ pub async fn login(
         mechanism,
         username: &username,
         password: Credential::Password(password),
-        service: "http",
+        service: Service::HTTP,
         remote_ip: ip,
     };
     match state.engine.login(attempt).await {

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use postern_directory::Credential;
+use postern_directory::{read_secret_file, Credential};
 use postern_protocols::nginx::{parse_request, AuthMethod, MailProtocol, Reply};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 
 use super::AppState;
 use crate::auth::{Frontend, LoginError, Mechanism, PasswordAttempt};
+use crate::authz::Service;
 use crate::config::AuthHttpConfig;
 
 /// Seconds nginx waits before letting the client retry after a failure.
@@ -56,13 +57,10 @@ impl NginxSettings {
         }
         let shared_secret = match (&c.shared_secret, &c.shared_secret_file) {
             (Some(s), _) => Some(Zeroizing::new(s.clone())),
-            (None, Some(path)) => match std::fs::read_to_string(path) {
-                Ok(s) => Some(Zeroizing::new(s.trim().to_string())),
+            (None, Some(path)) => match read_secret_file("shared-secret-file", path) {
+                Ok(s) => Some(s),
                 Err(e) => {
-                    broken = Some(format!(
-                        "auth-http.shared-secret-file: cannot read {}: {e}",
-                        path.display()
-                    ));
+                    broken = Some(e.prefixed("auth-http").to_string());
                     // Fail closed: no request can match an unknown secret.
                     Some(Zeroizing::new(String::new()))
                 }
@@ -136,7 +134,8 @@ async fn answer(state: &AppState, settings: &NginxSettings, headers: &HeaderMap)
             mechanism: Mechanism::Plain,
             username: &request.user,
             password: Credential::password(request.password.as_str()),
-            service: protocol.as_str(),
+            // nginx's protocols are all known services.
+            service: Service::resolve(protocol.as_str(), &[]).unwrap_or(Service::HTTP),
             remote_ip: Some(request.client_ip),
         })
         .await;

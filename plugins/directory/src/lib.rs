@@ -17,7 +17,10 @@ use std::net::IpAddr;
 use async_trait::async_trait;
 use zeroize::Zeroizing;
 
+pub mod config;
 pub mod secret;
+
+pub use config::{read_secret_file, ConfigProblem};
 
 /// Longest user name any front-end passes to a directory. Longer names are refused before any
 /// lookup: no real account needs more, and it bounds the work an attacker can cause.

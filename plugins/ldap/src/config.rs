@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use postern_directory::ConfigProblem;
 use serde::{Deserialize, Serialize};
 
 /// A key that takes one string or a list (`url = "ldap://a"` or `url = ["ldap://a", …]`).
@@ -130,60 +131,55 @@ fn default_timeout() -> Duration {
 }
 
 impl LdapConfig {
-    /// The configuration's own errors, as `(key, reason)`; the daemon prefixes the section.
-    /// Files (`ca-file`, `bind-password-file`) are checked where they are read.
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
+    /// The configuration's own errors, keys relative to the section (the daemon prefixes
+    /// `directory.NAME.`). Files (`ca-file`, `bind-password-file`) are [`Self::file_problems`].
+    pub fn problems(&self) -> Vec<ConfigProblem> {
         let mut out = Vec::new();
+        let mut problem = |key: &str, reason: &str| out.push(ConfigProblem::new(key, reason));
         let urls = self.url.as_vec();
         if urls.is_empty() {
-            out.push(("url", "must name at least one server".to_string()));
+            problem("url", "must name at least one server");
         }
         for u in urls {
             if let Err(e) = crate::conn::check_url(&u) {
-                out.push(("url", e));
+                problem("url", &e);
             }
         }
         if !self.user_filter.contains("{user}") {
-            out.push((
-                "user-filter",
-                "must contain the {user} placeholder".to_string(),
-            ));
+            problem("user-filter", "must contain the {user} placeholder");
         } else if !parses(&self.user_filter, "{user}") {
-            out.push(("user-filter", "is not a valid LDAP filter".to_string()));
+            problem("user-filter", "is not a valid LDAP filter");
         }
         if let Some(f) = &self.group_filter {
             if !f.contains("{dn}") {
-                out.push((
-                    "group-filter",
-                    "must contain the {dn} placeholder".to_string(),
-                ));
+                problem("group-filter", "must contain the {dn} placeholder");
             } else if !parses(f, "{dn}") {
-                out.push(("group-filter", "is not a valid LDAP filter".to_string()));
+                problem("group-filter", "is not a valid LDAP filter");
             }
         }
         if self.bind_dn.is_some()
             && self.bind_password.is_none()
             && self.bind_password_file.is_none()
         {
-            out.push((
+            problem(
                 "bind-password",
-                "bind-dn is set but neither bind-password nor bind-password-file is".to_string(),
-            ));
+                "bind-dn is set but neither bind-password nor bind-password-file is",
+            );
         }
         if self.bind_password.is_some() && self.bind_password_file.is_some() {
-            out.push((
+            problem(
                 "bind-password-file",
-                "give bind-password or bind-password-file, not both".to_string(),
-            ));
+                "give bind-password or bind-password-file, not both",
+            );
         }
         if self.pool_size == 0 {
-            out.push(("pool-size", "must be at least 1".to_string()));
+            problem("pool-size", "must be at least 1");
         }
         if self.timeout.is_zero() {
-            out.push(("timeout", "must be longer than 0s".to_string()));
+            problem("timeout", "must be longer than 0s");
         }
         if self.group_depth > 64 {
-            out.push(("group-depth", "must be at most 64".to_string()));
+            problem("group-depth", "must be at most 64");
         }
         out
     }
@@ -192,19 +188,16 @@ impl LdapConfig {
 impl LdapConfig {
     /// Problems with the files it names: `ca-file` must hold PEM certificates and
     /// `bind-password-file` must be readable.
-    pub fn file_problems(&self) -> Vec<(&'static str, String)> {
+    pub fn file_problems(&self) -> Vec<ConfigProblem> {
         let mut out = Vec::new();
         if let Some(path) = &self.ca_file {
             if let Err(e) = crate::conn::tls_config(Some(path)) {
-                out.push(("ca-file", e));
+                out.push(ConfigProblem::new("ca-file", e));
             }
         }
         if let Some(path) = &self.bind_password_file {
-            if let Err(e) = std::fs::read(path) {
-                out.push((
-                    "bind-password-file",
-                    format!("cannot read {}: {e}", path.display()),
-                ));
+            if let Err(e) = postern_directory::read_secret_file("bind-password-file", path) {
+                out.push(e);
             }
         }
         out
@@ -253,7 +246,8 @@ mod tests {
                 "timeout": "0s", "group-depth": 100}"#,
         )
         .unwrap();
-        let keys: Vec<&str> = c.problems().iter().map(|(k, _)| *k).collect();
+        let problems = c.problems();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(
             keys,
             [

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use ldap3::Scope;
 use postern_directory::secret::{Hasher, Verdict};
 use postern_directory::{
-    Directory, DirectoryError, Identity, LoginRequest, Matched, Outcome, PrincipalType,
-    RejectReason, MAX_USERNAME_LEN,
+    read_secret_file, ConfigProblem, Directory, DirectoryError, Identity, LoginRequest, Matched,
+    Outcome, PrincipalType, RejectReason, MAX_USERNAME_LEN,
 };
 use zeroize::Zeroizing;
 
@@ -21,8 +21,9 @@ use crate::search::{rc, search, Entry};
 /// Why a directory could not be built from its configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("{key}: {reason}")]
-    Config { key: &'static str, reason: String },
+    /// Displayed as `KEY: REASON`, the key relative to the directory's section.
+    #[error(transparent)]
+    Config(#[from] ConfigProblem),
 }
 
 pub struct LdapDirectory {
@@ -39,22 +40,12 @@ pub struct LdapDirectory {
 impl LdapDirectory {
     /// Checks the configuration, reads `bind-password-file` and `ca-file`; opens nothing.
     pub fn new(name: &str, config: LdapConfig, hasher: Hasher) -> Result<Self, BuildError> {
-        if let Some((key, reason)) = config.problems().into_iter().next() {
-            return Err(BuildError::Config { key, reason });
+        if let Some(problem) = config.problems().into_iter().next() {
+            return Err(problem.into());
         }
         let password = match (&config.bind_password, &config.bind_password_file) {
             (Some(p), _) => Some(Zeroizing::new(p.clone())),
-            (None, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| BuildError::Config {
-                    key: "bind-password-file",
-                    reason: format!("cannot read {}: {e}", path.display()),
-                })?;
-                // Files written by editors and `echo` end with a newline that is no part of
-                // the password.
-                Some(Zeroizing::new(
-                    text.trim_end_matches(['\n', '\r']).to_string(),
-                ))
-            }
+            (None, Some(path)) => Some(read_secret_file("bind-password-file", path)?),
             (None, None) => None,
         };
         let bind = config
@@ -62,10 +53,8 @@ impl LdapDirectory {
             .clone()
             .zip(password)
             .map(|(dn, password)| Credentials { dn, password });
-        let tls = tls_config(config.ca_file.as_deref()).map_err(|reason| BuildError::Config {
-            key: "ca-file",
-            reason,
-        })?;
+        let tls = tls_config(config.ca_file.as_deref())
+            .map_err(|reason| ConfigProblem::new("ca-file", reason))?;
         let connector = Arc::new(Connector {
             urls: config.url.as_vec(),
             starttls: config.starttls,

@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{Either, Executor, Statement};
 
-use crate::config::{ConfigError, Dialect};
+use crate::config::{ConfigProblem, Dialect};
 use crate::table::Table;
 
 pub(crate) enum Backend {
@@ -85,9 +85,9 @@ pub(crate) enum Options {
 }
 
 /// Parses a database URL (no I/O). `key` is where it came from (`url` or `url-file`).
-pub(crate) fn parse_url(url: &str, key: &'static str) -> Result<Options, ConfigError> {
+pub(crate) fn parse_url(url: &str, key: &'static str) -> Result<Options, ConfigProblem> {
     let dialect = Dialect::from_url(url).ok_or_else(|| {
-        ConfigError::new(key, "must start with postgres://, mysql:// or sqlite://")
+        ConfigProblem::new(key, "must start with postgres://, mysql:// or sqlite://")
     })?;
     // sqlx's own messages about a URL may quote it, password included: say only what kind of
     // problem it is.
@@ -96,7 +96,7 @@ pub(crate) fn parse_url(url: &str, key: &'static str) -> Result<Options, ConfigE
             sqlx::Error::Configuration(_) => "invalid database URL or URL option",
             _ => "invalid database URL",
         };
-        ConfigError::new(key, kind)
+        ConfigProblem::new(key, kind)
     };
     Ok(match dialect {
         Dialect::Postgres => Options::Postgres(PgConnectOptions::from_str(url).map_err(bad_url)?),
@@ -119,9 +119,9 @@ impl Backend {
         options: Options,
         pool_size: u32,
         timeout: Duration,
-    ) -> Result<Backend, ConfigError> {
+    ) -> Result<Backend, ConfigProblem> {
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(ConfigError::new(
+            return Err(ConfigProblem::new(
                 "url",
                 "the SQL directory must be built inside a Tokio runtime",
             ));

@@ -70,38 +70,21 @@ impl Dialect {
     }
 }
 
-/// A configuration problem: the key (relative to the directory's section) and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {reason}")]
-pub struct ConfigError {
-    pub key: &'static str,
-    pub reason: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(key: &'static str, reason: impl Into<String>) -> Self {
-        ConfigError {
-            key,
-            reason: reason.into(),
-        }
-    }
-}
+/// A configuration problem, in the shape every plugin shares: the key (relative to the
+/// directory's section) and why.
+pub use postern_directory::ConfigProblem;
 
 impl SqlConfig {
     /// The URL in force: `url`, or the trimmed content of `url-file`. Zeroized on drop, since
     /// it may carry the database password.
-    pub fn resolved_url(&self) -> Result<Zeroizing<String>, ConfigError> {
+    pub fn resolved_url(&self) -> Result<Zeroizing<String>, ConfigProblem> {
         match (&self.url_file, self.url.is_empty()) {
-            (Some(_), false) => Err(ConfigError::new(
+            (Some(_), false) => Err(ConfigProblem::new(
                 "url-file",
                 "set either url or url-file, not both",
             )),
-            (Some(path), true) => std::fs::read_to_string(path)
-                .map(|s| Zeroizing::new(s.trim().to_string()))
-                .map_err(|e| {
-                    ConfigError::new("url-file", format!("cannot read {}: {e}", path.display()))
-                }),
-            (None, true) => Err(ConfigError::new("url", "url or url-file is required")),
+            (Some(path), true) => postern_directory::read_secret_file("url-file", path),
+            (None, true) => Err(ConfigProblem::new("url", "url or url-file is required")),
             (None, false) => Ok(Zeroizing::new(self.url.clone())),
         }
     }
@@ -121,13 +104,13 @@ impl SqlConfig {
     /// Every problem that can be found without connecting: URL scheme, pool size, and each
     /// query's placeholders for the URL's dialect (the wrong placeholder style is the usual
     /// mistake when moving a Postfix Admin query between MySQL and PostgreSQL).
-    pub fn check_static(&self) -> Vec<ConfigError> {
+    pub fn check_static(&self) -> Vec<ConfigProblem> {
         let mut errors = Vec::new();
         if self.pool_size == 0 {
-            errors.push(ConfigError::new("pool-size", "must be at least 1"));
+            errors.push(ConfigProblem::new("pool-size", "must be at least 1"));
         }
         if self.timeout.is_zero() {
-            errors.push(ConfigError::new("timeout", "must be more than 0"));
+            errors.push(ConfigProblem::new("timeout", "must be more than 0"));
         }
         let url = match self.resolved_url() {
             Ok(url) => url,
@@ -150,7 +133,7 @@ impl SqlConfig {
         };
         for (k, q) in self.queries() {
             if let Err(reason) = check_query(dialect, q) {
-                errors.push(ConfigError::new(k, reason));
+                errors.push(ConfigProblem::new(k, reason));
             }
         }
         errors

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use postern_directory::secret::Hasher;
 
-pub use config::{ConfigError, Dialect, SqlConfig};
+pub use config::{ConfigProblem, Dialect, SqlConfig};
 pub use live::LiveProblem;
 
 use backend::{Backend, Query};
@@ -50,7 +50,7 @@ impl SqlDirectory {
     /// Checks the configuration and builds a lazy pool. Synchronous and never connects: the
     /// database may be down at start (logins are then temporary failures until it returns).
     /// Call it inside a Tokio runtime (sqlx starts its pool maintenance task here).
-    pub fn new(name: &str, config: SqlConfig, hasher: Hasher) -> Result<Self, ConfigError> {
+    pub fn new(name: &str, config: SqlConfig, hasher: Hasher) -> Result<Self, ConfigProblem> {
         if let Some(e) = config.check_static().into_iter().next() {
             return Err(e);
         }
@@ -60,9 +60,10 @@ impl SqlDirectory {
             None => "url",
         };
         let dialect = Dialect::from_url(&url)
-            .ok_or_else(|| ConfigError::new("url", "unknown database URL scheme"))?;
-        let query = |key: &'static str, sql: &str| -> Result<Query, ConfigError> {
-            let binds = config::check_query(dialect, sql).map_err(|r| ConfigError::new(key, r))?;
+            .ok_or_else(|| ConfigProblem::new("url", "unknown database URL scheme"))?;
+        let query = |key: &'static str, sql: &str| -> Result<Query, ConfigProblem> {
+            let binds =
+                config::check_query(dialect, sql).map_err(|r| ConfigProblem::new(key, r))?;
             Ok(Query {
                 key,
                 sql: sql.to_string(),

@@ -8,11 +8,8 @@ use crate::error::classify;
 use crate::SqlDirectory;
 
 /// A problem found against the live database: the key of the directory's section, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LiveProblem {
-    pub key: &'static str,
-    pub reason: String,
-}
+/// The same shape as the static checks' problems, so the daemon reports both alike.
+pub type LiveProblem = postern_directory::ConfigProblem;
 
 /// Bound to each query by the live check; matches no real account.
 const PROBE: &str = "postern-check-config.invalid";
@@ -22,10 +19,10 @@ impl SqlDirectory {
     pub async fn check_live(&self) -> Vec<LiveProblem> {
         let mut problems = Vec::new();
         if let Err(e) = self.health().await {
-            problems.push(LiveProblem {
-                key: "url",
-                reason: format!("cannot reach the database: {e}"),
-            });
+            problems.push(LiveProblem::new(
+                "url",
+                format!("cannot reach the database: {e}"),
+            ));
             return problems;
         }
         let queries = [
@@ -34,12 +31,7 @@ impl SqlDirectory {
             self.emails.as_ref(),
         ];
         for query in queries.into_iter().flatten() {
-            let mut problem = |reason: String| {
-                problems.push(LiveProblem {
-                    key: query.key,
-                    reason,
-                })
-            };
+            let mut problem = |reason: String| problems.push(LiveProblem::new(query.key, reason));
             let shape =
                 match tokio::time::timeout(self.timeout, self.backend.shape(&query.sql)).await {
                     Ok(Ok(shape)) => shape,

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::Server;
 use crate::auth::bearer::BearerAttempt;
 use crate::auth::{Frontend, LoginError, PasswordAttempt, Principal};
+use crate::authz::Service;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Flow {
@@ -182,10 +183,29 @@ impl Conn {
                 .await
                 .map_err(|_| "gone");
         }
+        if let Err(e) = Service::resolve(&req.service, &self.server.settings.services) {
+            // Fail closed: a service no rule knows would otherwise need `authenticate` only.
+            tracing::info!(id, error = %e, "dovecot-auth request refused: unknown service (add it to the listener's services to allow it)");
+            self.server.engine.refused(
+                Frontend::DovecotAuth,
+                mechanism.into(),
+                None,
+                "unknown service",
+            );
+            let line = dovecot::fail(id, None, None, Some("Unknown service"), false);
+            return self.send(line).await.map_err(|_| "gone");
+        }
         if mechanism.is_plaintext()
             && !self.server.settings.allow_plaintext
             && !req.counts_as_secured()
         {
+            tracing::info!(id, mechanism = mechanism.name(), "dovecot-auth request refused: plaintext mechanism on a connection the client did not mark secured (allow-plaintext is off)");
+            self.server.engine.refused(
+                Frontend::DovecotAuth,
+                mechanism.into(),
+                None,
+                "plaintext mechanism on an unsecured connection",
+            );
             let reason = "Plaintext authentication disallowed on non-secure (SSL/TLS) connections";
             let line = dovecot::fail(
                 id,
@@ -279,7 +299,17 @@ impl Conn {
         let done = self.done_tx.clone();
         let delay = self.server.limits.failure_delay;
         let (service, remote_ip, serial) = (ctx.service.clone(), ctx.remote_ip, ctx.serial);
+        let allowed = self.server.settings.services.clone();
         tokio::spawn(async move {
+            // Resolved when the request arrived; refused there if unknown.
+            let service = match Service::resolve(&service, &allowed) {
+                Ok(s) => s,
+                Err(_) => {
+                    let result = Err(LoginError::InvalidCredentials);
+                    let _ = done.send(Done { id, serial, result });
+                    return;
+                }
+            };
             let result = match credentials {
                 Credentials::Password { authcid, password } => {
                     engine
@@ -288,7 +318,7 @@ impl Conn {
                             mechanism: mechanism.into(),
                             username: &authcid,
                             password: Credential::password(password.as_str()),
-                            service: &service,
+                            service,
                             remote_ip,
                         })
                         .await
@@ -300,7 +330,7 @@ impl Conn {
                             mechanism: mechanism.into(),
                             token: &token,
                             claimed_user: user.as_deref(),
-                            service: &service,
+                            service,
                             remote_ip,
                         })
                         .await

@@ -82,6 +82,7 @@ fn settings() -> Settings {
             .map(String::from)
             .to_vec(),
         allow_plaintext: false,
+        services: Vec::new(),
         idle_timeout: Duration::from_secs(30),
     }
 }
@@ -382,7 +383,7 @@ async fn bearer_mechanisms_take_session_tokens() {
         mechanism: Mechanism::Password,
         username: "alice",
         password: Credential::password(PASSWORD),
-        service: "http",
+        service: crate::authz::Service::HTTP,
         remote_ip: None,
     };
     let principal = engine.login(attempt).await.expect("login");
@@ -443,6 +444,50 @@ async fn stopping_answers_requests_in_flight_then_closes() {
         .await
         .unwrap()
         .unwrap();
+}
+
+/// A user without `email-send` (bob) used to get OK for services no rule knew (`smtps`,
+/// `esmtp`, `pop`, `smtp\0x`): now the known variants map to their permission and anything
+/// else is refused unless the listener allows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_services_fail_closed() {
+    let (_dir, engine) = testkit::engine().await;
+    let mut c = Client::default(&engine).await;
+    for (id, service) in (1..).zip(["smtps", "esmtp", "submissions", "pop"]) {
+        c.send(&format!(
+            "AUTH\t{id}\tPLAIN\tservice={service}\tsecured\tresp={}\n",
+            plain("bob", PASSWORD)
+        ))
+        .await;
+        assert_eq!(
+            c.line().await.unwrap(),
+            format!("FAIL\t{id}\tuser=bob\treason=Authentication failed"),
+            "{service}"
+        );
+    }
+    c.send(&format!(
+        "AUTH\t10\tPLAIN\tservice=webmail\tsecured\tresp={}\n",
+        plain("alice", PASSWORD)
+    ))
+    .await;
+    assert_eq!(c.line().await.unwrap(), "FAIL\t10\treason=Unknown service");
+    let metrics = engine.render_metrics();
+    assert!(
+        metrics.contains(
+            r#"directory="none",frontend="dovecot-auth",mechanism="plain",outcome="failure"} 1"#
+        ),
+        "the refusal is counted: {metrics}"
+    );
+    // Allowed on this listener: `authenticate` is enough.
+    let mut s = settings();
+    s.services = vec!["webmail".into()];
+    let (mut c, _) = Client::start(&engine, s, fast()).await;
+    c.send(&format!(
+        "AUTH\t1\tPLAIN\tservice=webmail\tsecured\tresp={}\n",
+        plain("alice", PASSWORD)
+    ))
+    .await;
+    assert_eq!(c.line().await.unwrap(), "OK\t1\tuser=alice");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -387,7 +387,19 @@ impl Tx {
             version: 0,
             account,
         };
+        let password_changed = old
+            .as_ref()
+            .is_some_and(|o| o.secret.is_some() && o.secret != row.secret);
         write_row(self.conn(), &row).await?;
+        if password_changed && self.revoke_on_password_change {
+            // Deleted, not marked revoked: this needs no clock, and a revoked session is
+            // refused no differently from one that never existed.
+            sqlx::query("DELETE FROM sessions WHERE account = $1")
+                .bind(&row.account.name)
+                .execute(self.conn())
+                .await
+                .map_err(StoreError::from_sqlx)?;
+        }
         for (email, owner) in write_emails(self.conn(), &row.account).await? {
             if owner != row.account.name {
                 self.refs.email(&what, &email, &owner);

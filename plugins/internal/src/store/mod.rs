@@ -83,6 +83,8 @@ pub struct Snapshot {
 #[derive(Clone)]
 pub struct Rules {
     pub is_permission: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    /// Appended to "unknown permission" problems: `, did you mean `…`?` or nothing.
+    pub permission_hint: Arc<dyn Fn(&str) -> String + Send + Sync>,
     pub check_credential: Arc<CredentialCheck>,
 }
 
@@ -93,6 +95,7 @@ impl Default for Rules {
     fn default() -> Self {
         Rules {
             is_permission: Arc::new(|_| false),
+            permission_hint: Arc::new(|_| String::new()),
             check_credential: Arc::new(|_| Ok(())),
         }
     }
@@ -198,6 +201,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     rules: Arc<Rules>,
+    /// A changed password hash deletes the account's sessions.
+    revoke_on_password_change: bool,
     /// Statements run through [`Store`]'s own methods (not transactions): what a login costs
     /// the database, for tests and benchmarks.
     queries: Arc<AtomicU64>,
@@ -255,6 +260,7 @@ impl Store {
             pool,
             backend,
             rules: Arc::new(Rules::default()),
+            revoke_on_password_change: true,
             queries: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -262,6 +268,12 @@ impl Store {
     /// The same store with the engine's checks (permission names, credential syntax).
     pub fn with_rules(mut self, rules: Rules) -> Store {
         self.rules = Arc::new(rules);
+        self
+    }
+
+    /// Whether a changed password ends the account's sessions (on unless configured off).
+    pub fn revoking_sessions_on_password_change(mut self, on: bool) -> Store {
+        self.revoke_on_password_change = on;
         self
     }
 
@@ -286,6 +298,7 @@ impl Store {
         Ok(Tx {
             tx: self.pool.begin().await.map_err(StoreError::from_sqlx)?,
             rules: self.rules.clone(),
+            revoke_on_password_change: self.revoke_on_password_change,
             problems: Vec::new(),
             refs: references::References::default(),
             changed: false,
@@ -362,6 +375,7 @@ impl Store {
 pub struct Tx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     rules: Arc<Rules>,
+    revoke_on_password_change: bool,
     /// Every problem met so far; a transaction with any is rolled back at commit.
     problems: Vec<String>,
     refs: references::References,
@@ -392,7 +406,8 @@ impl Tx {
     pub(crate) fn unknown_permissions(&self, what: &str, names: &[String], out: &mut Vec<String>) {
         for name in names {
             if !(self.rules.is_permission)(name) {
-                out.push(format!("{what}: unknown permission {name:?}"));
+                let hint = (self.rules.permission_hint)(name);
+                out.push(format!("{what}: unknown permission {name:?}{hint}"));
             }
         }
     }
@@ -504,7 +519,7 @@ pub(crate) mod testing {
         .unwrap()
         .with_rules(Rules {
             is_permission: Arc::new(|n| n != "fly-to-the-moon"),
-            check_credential: Arc::new(|_| Ok(())),
+            ..Rules::default()
         })
     }
 }
