@@ -145,7 +145,11 @@ impl Hasher {
         } else {
             self.run_as(bound, move || verify(&stored, &password)).await
         };
-        if let Some(observer) = &self.observer {
+        // A refused verification was never computed: not counted as one.
+        if let (Some(observer), false) = (
+            &self.observer,
+            matches!(result, Err(SecretError::Refused(_))),
+        ) {
             observer(scheme.label());
         }
         result.map(|ok| (ok, scheme))

@@ -502,13 +502,18 @@ async fn until_queued(hasher: &Hasher, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_refuses_at_once_in_total_and_per_address() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
     let hasher = Hasher::with_limits(
         1,
         QueueLimits {
             total: 4,
             per_address: 2,
         },
-    );
+    )
+    .with_observer(Arc::new(move |label| {
+        record.lock().unwrap().push(label);
+    }));
     let (release, blocker) = block(&hasher).await;
     let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
     let queue = |client| {
@@ -560,6 +565,8 @@ async fn a_full_queue_refuses_at_once_in_total_and_per_address() {
             caller_gone: 0
         }
     );
+    // Refused work was never verified: the observer (the verifications metric) saw none.
+    assert!(seen.lock().unwrap().is_empty());
     drop(release);
     blocker.await.unwrap();
     for job in waiting.into_iter().chain(v6) {
