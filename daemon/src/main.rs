@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // Anything that reaches here is a runtime failure (exit 2), one line.
-            eprintln!("postern: {}", format!("{e:#}").replace('\n', " "));
+            postern::cli::output::error_line(&format!("{e:#}"));
             ExitCode::from(2)
         }
     }

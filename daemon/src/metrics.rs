@@ -23,6 +23,8 @@ pub struct Metrics {
     pub throttle_locked: IntGaugeVec,
     pub store_generation: IntGauge,
     pub directory_pool: IntGaugeVec,
+    /// Connections and requests refused or cut off to bound the work a client can cause.
+    pub refused: IntCounterVec,
 }
 
 /// Outcome labels of `postern_auth_requests_total`.
@@ -184,6 +186,12 @@ impl Metrics {
                 "postern_directory_pool_connections",
                 "Connections of each directory's pools, by pool and state (in_use, idle).",
                 &["directory", "pool", "state"],
+            )?,
+            refused: counter(
+                &r,
+                "postern_refused_total",
+                "Connections and requests refused or closed to bound a client's hold on the daemon, by front-end and reason.",
+                &["frontend", "reason"],
             )?,
             registry: r,
         })

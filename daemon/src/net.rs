@@ -49,8 +49,67 @@ enum Socket {
     },
 }
 
+/// `max-connections-per-address`: connections open at once from one client address. A
+/// connection over the limit is closed at once (counted in `postern_refused_total`), so one
+/// address cannot take every `max-connections` slot. Loopback is not exempt: a local reverse
+/// proxy should be a unix socket or get a limit of its own.
+pub struct PerAddress {
+    limit: usize,
+    open: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+    refused: prometheus::IntCounter,
+}
+
+impl PerAddress {
+    pub fn new(limit: usize, refused: prometheus::IntCounter) -> Arc<PerAddress> {
+        Arc::new(PerAddress {
+            limit,
+            open: Default::default(),
+            refused,
+        })
+    }
+
+    /// A place for one more connection from `ip`, or `None` when it has its limit.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let ip = ip.to_canonical();
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.limit {
+            drop(open);
+            self.refused.inc();
+            tracing::info!(client = %ip, limit = self.limit, "connection refused: max-connections-per-address reached");
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot(self.clone(), ip))
+    }
+}
+
+/// One connection's place under its address's limit.
+struct AddressSlot(Arc<PerAddress>, IpAddr);
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.0.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.1);
+            }
+        }
+    }
+}
+
+/// Admits a TCP connection from `addr` under `per_address` (always, without a limit).
+fn admit(per_address: &Option<Arc<PerAddress>>, addr: SocketAddr) -> Option<Option<AddressSlot>> {
+    match per_address {
+        None => Some(None),
+        Some(p) => p.take(addr.ip()).map(Some),
+    }
+}
+
 pub struct Listener {
     socket: Socket,
+    per_address: Option<Arc<PerAddress>>,
     permits: Arc<Semaphore>,
     gauge: IntGauge,
     /// Dropped with the listener: lets a reload wait until the socket is really closed.
@@ -99,6 +158,7 @@ impl Listener {
         unix: &UnixOptions,
         tls: Option<TlsOptions>,
         max_connections: usize,
+        per_address: Option<Arc<PerAddress>>,
         gauge: IntGauge,
     ) -> Result<Listener, BindError> {
         let io_err = |source| BindError::Io {
@@ -166,6 +226,7 @@ impl Listener {
                     let accept_task = tokio::spawn(tls::accept_loop(
                         tcp,
                         permits.clone(),
+                        per_address.clone(),
                         gauge.clone(),
                         tls,
                         tx,
@@ -180,6 +241,7 @@ impl Listener {
         };
         Ok(Listener {
             socket,
+            per_address,
             permits,
             gauge,
             alive: Arc::new(()),
@@ -236,7 +298,15 @@ impl Listener {
             };
             match accepted {
                 Ok((stream, addr)) => {
-                    let slot = Slot::new(permit, &self.gauge);
+                    let address = match addr {
+                        Some(a) => match admit(&self.per_address, a) {
+                            Some(slot) => slot,
+                            // Over its address's limit: closed by the drop.
+                            None => continue,
+                        },
+                        None => None,
+                    };
+                    let slot = Slot::new(permit, address, &self.gauge);
                     return (
                         Conn {
                             stream,
@@ -281,14 +351,16 @@ enum Stream {
 /// A connection's place under `max-connections` and in the gauge, from TCP accept to close.
 struct Slot {
     _permit: OwnedSemaphorePermit,
+    _address: Option<AddressSlot>,
     gauge: IntGauge,
 }
 
 impl Slot {
-    fn new(permit: OwnedSemaphorePermit, gauge: &IntGauge) -> Slot {
+    fn new(permit: OwnedSemaphorePermit, address: Option<AddressSlot>, gauge: &IntGauge) -> Slot {
         gauge.inc();
         Slot {
             _permit: permit,
+            _address: address,
             gauge: gauge.clone(),
         }
     }

@@ -145,7 +145,16 @@ pub async fn engine_and_chains(
     config: &Config,
     clock: Arc<dyn Clock>,
 ) -> Result<(Arc<Engine>, ChainBuilder), BuildError> {
-    let metrics = Metrics::new()?;
+    engine_with_metrics(config, clock, Metrics::new()?).await
+}
+
+/// [`engine_and_chains`] counting into `metrics`, made beforehand (`serve` binds its
+/// listeners, which keep their own gauges, before it opens the store).
+pub async fn engine_with_metrics(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+) -> Result<(Arc<Engine>, ChainBuilder), BuildError> {
     let store = open_store(config).await?;
     let hasher = hasher(config, Some(&metrics));
     let chain = directories(config, &store, &hasher)?;

@@ -50,6 +50,8 @@ impl MailDaemon {
             r#"
 [server]
 state-dir = "state"
+# nginx runs on this machine: its Client-IP (the mail client's address) is believed.
+trusted-proxies = ["127.0.0.1/32"]
 
 [[listener]]
 protocol = "http"

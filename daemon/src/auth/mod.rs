@@ -205,6 +205,19 @@ impl Engine {
             .with_label_values(&[listener])
     }
 
+    /// Counts one refusal (`postern_refused_total`); `reason` is a fixed word, never input.
+    pub fn count_refusal(&self, frontend: &str, reason: &str) {
+        self.metrics
+            .refused
+            .with_label_values(&[frontend, reason])
+            .inc();
+    }
+
+    /// The `postern_refused_total` series of one front-end and reason.
+    pub fn refusal_counter(&self, frontend: &str, reason: &str) -> prometheus::IntCounter {
+        self.metrics.refused.with_label_values(&[frontend, reason])
+    }
+
     /// The Prometheus exposition, with the gauges read now.
     pub fn render_metrics(&self) -> String {
         self.refresh_gauges();

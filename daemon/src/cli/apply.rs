@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use postern_internal::apply::{apply, ApplyError};
 use postern_internal::input::Provision;
 
+use super::output::out;
 use super::{load_valid, Failure};
 use crate::config::find_source;
 use crate::runtime;
@@ -42,20 +43,20 @@ pub async fn run(config: Option<PathBuf>, provision: PathBuf) -> Result<(), Fail
         ApplyError::Store(e) => Failure::runtime(format!("{name}: store: {e}")),
     })?;
     for c in &report.created {
-        println!("created {c}");
+        out!("created {c}")?;
     }
     for u in &report.updated {
-        println!("updated {u}");
+        out!("updated {u}")?;
     }
-    println!(
+    out!(
         "{} created, {} updated, {} unchanged",
         report.created.len(),
         report.updated.len(),
         report.unchanged
-    );
+    )?;
     for (what, secret) in &report.new_secrets {
         // Shown once: only its hash is stored.
-        println!("secret of {what}: {}", secret.as_str());
+        out!("secret of {what}: {}", secret.as_str())?;
     }
     Ok(())
 }

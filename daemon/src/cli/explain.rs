@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use postern_internal::model::AccountType;
 
+use super::output::out;
 use super::{load_valid, Failure};
 use crate::authz::{Permission, Policy, Subject};
 use crate::config::find_source;
@@ -47,26 +48,28 @@ pub async fn run(
         AccountType::Individual => "individual",
         AccountType::Group => "group",
     };
-    println!(
+    out!(
         "{} ({kind}, id {}, from {})",
-        stored.account.name, stored.id, stored.origin
-    );
+        stored.account.name,
+        stored.id,
+        stored.origin
+    )?;
     if let Some(t) = &stored.account.tenant {
-        println!("tenant: {t}");
+        out!("tenant: {t}")?;
     }
-    println!(
+    out!(
         "roles: {}",
         grant.roles.iter().cloned().collect::<Vec<_>>().join(", ")
-    );
-    println!(
+    )?;
+    out!(
         "groups: {}",
         grant.groups.iter().cloned().collect::<Vec<_>>().join(", ")
-    );
+    )?;
     match permission {
         None => {
-            println!("permissions ({}):", grant.effective.len());
+            out!("permissions ({}):", grant.effective.len())?;
             for p in grant.effective.sorted_names() {
-                println!("  {p}");
+                out!("  {p}")?;
             }
         }
         Some(p) => {
@@ -74,7 +77,7 @@ pub async fn run(
                 .explain(&subject, p)
                 .map_err(|e| Failure::user(vec![e.to_string()]))?
             {
-                println!("{line}");
+                out!("{line}")?;
             }
         }
     }

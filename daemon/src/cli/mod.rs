@@ -4,6 +4,7 @@
 mod apply;
 mod explain;
 mod live;
+pub mod output;
 mod serve;
 
 use std::io::Read;
@@ -77,6 +78,14 @@ impl Failure {
             lines: vec![line],
         }
     }
+
+    /// Stop here and exit 0 without a word: whoever read our output has gone.
+    pub fn quiet() -> Self {
+        Failure {
+            code: 0,
+            lines: Vec::new(),
+        }
+    }
 }
 
 impl From<crate::runtime::BuildError> for Failure {
@@ -95,9 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 true => live::check(&c, &config.display().to_string()),
                 false => Ok(()),
             })
-            .map(|_| {
-                println!("configuration is valid");
-            }),
+            .and_then(|_| output::out!("configuration is valid")),
         Command::HashPassword { scheme } => hash_password(&scheme),
         Command::Serve { config } => tokio_runtime()?.block_on(serve::run(config)),
         Command::Apply { config, provision } => {
@@ -113,7 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             for line in f.lines {
-                eprintln!("postern: {}", line.replace('\n', " "));
+                output::error_line(&line);
             }
             ExitCode::from(f.code)
         }
@@ -149,8 +156,7 @@ fn hash_password(scheme: &str) -> Result<(), Failure> {
     }
     let hash = postern_directory::secret::hash_password(password.as_bytes())
         .map_err(|e| Failure::runtime(format!("hashing failed: {e}")))?;
-    println!("{hash}");
-    Ok(())
+    output::out!("{hash}")
 }
 
 /// Logging to stderr (journald captures it), text or JSON.

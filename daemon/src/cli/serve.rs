@@ -30,29 +30,38 @@ pub async fn run(config: Option<PathBuf>) -> Result<(), Failure> {
         Source::File(p) => tracing::info!(config = %p.display(), "starting"),
         Source::Embedded => tracing::info!("starting on the embedded default configuration"),
     }
+    // Every listener first: a socket that cannot be bound (a missing directory, a port in
+    // use, a bad certificate) ends the start before anything is created on disk.
+    let metrics =
+        crate::metrics::Metrics::new().map_err(|e| Failure::runtime(format!("metrics: {e}")))?;
+    let mut bound = Vec::new();
+    for l in &config.listener {
+        bound.push(listeners::bind(l, &metrics).await.map_err(|e| match e {
+            StartError::Tls { .. } => Failure::user(vec![e.to_string()]),
+            StartError::Bind(_) => Failure::runtime(e.to_string()),
+        })?);
+    }
     std::fs::create_dir_all(&config.server.state_dir).map_err(|e| {
         Failure::runtime(format!(
             "server.state-dir: cannot create {}: {e}",
             config.server.state_dir.display()
         ))
     })?;
-    let (engine, chains) = runtime::engine_and_chains(&config, runtime::system_clock()).await?;
+    let (engine, chains) =
+        runtime::engine_with_metrics(&config, runtime::system_clock(), metrics.clone()).await?;
     first_start(&engine).await?;
 
     let http_settings =
         http::HttpSettings::from_config(&config).map_err(|e| Failure::user(vec![e.to_string()]))?;
     let http = http::AppState::new(engine.clone(), http_settings);
-    let mut listeners = Listeners::new(engine.clone(), http.clone());
-    for l in &config.listener {
-        listeners.start(l).await.map_err(|e| match e {
-            StartError::Tls { .. } => Failure::user(vec![e.to_string()]),
-            StartError::Bind(_) => Failure::runtime(e.to_string()),
-        })?;
+    let mut listeners = Listeners::new(engine.clone(), http.clone(), metrics);
+    for b in bound {
+        listeners.serve(b);
     }
     crate::net::activation::release_unused();
     engine.spawn_maintenance(runtime::RELOAD_INTERVAL);
     tracing::info!("ready");
-    println!("ready");
+    super::output::say(format_args!("ready"));
     notify_systemd();
 
     let mut config = config;
@@ -285,12 +294,14 @@ async fn first_start(engine: &Arc<Engine>) -> Result<(), Failure> {
         .map_err(|e| Failure::runtime(format!("creating the admin account: {e}")))?;
     if generated {
         // Printed once, on stdout, never logged.
-        println!(
+        super::output::say(format_args!(
             "created account \"admin\" with password: {}",
             password.as_str()
-        );
+        ));
     } else {
-        println!("created account \"admin\" with the password from POSTERN_ADMIN_PASSWORD");
+        super::output::say(format_args!(
+            "created account \"admin\" with the password from POSTERN_ADMIN_PASSWORD"
+        ));
     }
     Ok(())
 }

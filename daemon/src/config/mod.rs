@@ -82,7 +82,8 @@ pub struct ServerConfig {
     #[serde(default = "default_drain", with = "humantime_serde")]
     pub shutdown_timeout: Duration,
     /// Reverse proxies (addresses or CIDR networks) whose `Forwarded` / `X-Forwarded-For`
-    /// name the client; from anyone else those headers are ignored.
+    /// (and nginx's auth_http `Client-IP`) name the client; from anyone else those headers are
+    /// ignored.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
 }
@@ -201,6 +202,18 @@ pub struct ListenerConfig {
     /// TLS listeners: a client that has not finished its handshake by then is dropped.
     #[serde(default, with = "humantime_serde")]
     pub tls_handshake_timeout: Option<Duration>,
+    /// http: a request's head must arrive whole within this (default 10s).
+    #[serde(default, with = "humantime_serde")]
+    pub header_timeout: Option<Duration>,
+    /// http: a request's body must arrive whole within this from the request's start
+    /// (default 30s).
+    #[serde(default, with = "humantime_serde")]
+    pub body_timeout: Option<Duration>,
+    /// TCP listeners: connections open at once from one client address (0: no limit).
+    /// Default 20 on http listeners, no limit on the others (a mail server legitimately holds
+    /// one dovecot-auth connection per smtpd process, all from one address).
+    #[serde(default)]
+    pub max_connections_per_address: Option<usize>,
     /// dovecot-auth: requests open at once on one connection.
     #[serde(default)]
     pub max_requests_in_flight: Option<usize>,
@@ -239,12 +252,33 @@ impl ListenerConfig {
             max_connections: default_max_connections(),
             idle_timeout: default_idle(),
             tls_handshake_timeout: None,
+            header_timeout: None,
+            body_timeout: None,
+            max_connections_per_address: None,
             max_requests_in_flight: None,
             request_timeout: None,
             failure_delay: None,
         }
     }
 }
+
+impl ListenerConfig {
+    /// `max-connections-per-address` in force (0: none).
+    pub fn per_address_limit(&self) -> usize {
+        match (self.max_connections_per_address, self.protocol) {
+            (Some(n), _) => n,
+            (None, Protocol::Http) => DEFAULT_PER_ADDRESS_HTTP,
+            (None, _) => 0,
+        }
+    }
+}
+
+/// Default `max-connections-per-address` of http listeners.
+pub const DEFAULT_PER_ADDRESS_HTTP: usize = 20;
+/// Default `header-timeout` of http listeners.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `body-timeout` of http listeners.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The embedded default (SPEC §3): HTTP on 8480, dovecot-auth on 8481, both on loopback.
 fn default_listeners() -> Vec<ListenerConfig> {
@@ -323,17 +357,37 @@ fn default_ttl() -> Duration {
     Duration::from_secs(12 * 3600)
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct AuthHttpConfig {
     /// Upstream `ip:port` per protocol (imap, pop3, smtp) handed to nginx.
     #[serde(default)]
     pub backends: BTreeMap<String, String>,
-    /// When set, nginx must send this value in the `X-Auth-Key` header (`auth_http_header`).
+    /// nginx must send this value in the `X-Auth-Key` header (`auth_http_header`).
     #[serde(default)]
     pub shared_secret: Option<String>,
     #[serde(default)]
     pub shared_secret_file: Option<PathBuf>,
+    /// Without a shared secret, `GET /auth/nginx` is refused on TCP listeners (anyone who can
+    /// reach the port could test passwords there with a `Client-IP` of their choosing);
+    /// `false` opts out. Unix sockets are guarded by their file mode and never need it.
+    #[serde(default = "yes")]
+    pub require_shared_secret: bool,
+}
+
+impl Default for AuthHttpConfig {
+    fn default() -> Self {
+        AuthHttpConfig {
+            backends: BTreeMap::new(),
+            shared_secret: None,
+            shared_secret_file: None,
+            require_shared_secret: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -239,12 +239,30 @@ fn listener_keys(l: &ListenerConfig, out: &mut Vec<ConfigProblem>) {
             problem(out, k, "applies to dovecot-auth listeners only");
         }
     }
+    let http = l.protocol == Protocol::Http;
+    for (k, set) in [
+        ("header-timeout", l.header_timeout.is_some()),
+        ("body-timeout", l.body_timeout.is_some()),
+    ] {
+        if set && !http {
+            problem(out, k, "applies to http listeners only");
+        }
+    }
+    if l.max_connections_per_address.is_some() && unix {
+        problem(
+            out,
+            "max-connections-per-address",
+            "unix-socket clients have no address",
+        );
+    }
     if l.max_requests_in_flight == Some(0) {
         problem(out, "max-requests-in-flight", "must be at least 1");
     }
     for (k, d) in [
         ("request-timeout", l.request_timeout),
         ("tls-handshake-timeout", l.tls_handshake_timeout),
+        ("header-timeout", l.header_timeout),
+        ("body-timeout", l.body_timeout),
     ] {
         if d.is_some_and(|d| d.is_zero()) {
             problem(out, k, "must be longer than 0s");
@@ -303,6 +321,30 @@ fn auth_http(c: &Config, out: &mut Vec<ConfigProblem>) {
         if let Err(e) = read_secret_file("shared-secret-file", path) {
             out.push(e.prefixed("auth-http"));
         }
+    }
+    let ah = &c.auth_http;
+    let tcp_http = c
+        .listener
+        .iter()
+        .any(|l| l.protocol == Protocol::Http && !l.bind.starts_with("unix:"));
+    if !ah.backends.is_empty()
+        && ah.require_shared_secret
+        && ah.shared_secret.is_none()
+        && ah.shared_secret_file.is_none()
+        && tcp_http
+    {
+        // Only with backends: without them nginx is not meant to use /auth/nginx at all, and
+        // the embedded default (no [auth-http]) stays valid.
+        problem(
+            out,
+            "auth-http.shared-secret",
+            "nginx's auth_http is served on a TCP listener: set shared-secret (or \
+             shared-secret-file) and send it with `auth_http_header X-Auth-Key`, or set \
+             require-shared-secret = false",
+        );
+    }
+    if ah.shared_secret.as_deref() == Some("") {
+        problem(out, "auth-http.shared-secret", "must not be empty");
     }
 }
 

@@ -149,6 +149,7 @@ mod tests {
             &UnixOptions::default(),
             None,
             1,
+            None,
             gauge.clone(),
         )
         .await

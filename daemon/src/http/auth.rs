@@ -11,7 +11,9 @@ use postern_directory::Credential;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::extract::{parse_json, Authenticated, Carrier, ClientIp, Credentials, LimitedBody};
+use super::extract::{
+    is_json, parse_json, Authenticated, Carrier, ClientIp, Credentials, LimitedBody,
+};
 use super::{nginx, ApiError, AppState};
 use crate::auth::{Frontend, LoginError, Mechanism, PasswordAttempt, SessionView};
 use crate::authz::Service;
@@ -58,9 +60,10 @@ fn basic(headers: &HeaderMap) -> Option<Result<(String, Zeroizing<String>), ApiE
     Some(Ok((user.to_string(), Zeroizing::new(pass.to_string()))))
 }
 
-/// Logs in with a JSON body or `Authorization: Basic`. The body is read whatever its
-/// `Content-Type` (not [`super::extract::JsonBody`]): `curl -d` sends a form type, and
-/// scripts have always been able to post JSON that way.
+/// Logs in with a JSON body or `Authorization: Basic`. A body is read only as
+/// `Content-Type: application/json`: a form type or none is 415, so that a cross-site HTML
+/// form (which can send neither JSON's type nor an `Authorization` header) cannot log a
+/// browser in or burn an account's failed-login budget.
 pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -73,6 +76,17 @@ pub async fn login(
             (u, p, Mechanism::Basic)
         }
         None => {
+            let ct = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if !is_json(ct) {
+                state.engine.count_refusal("http", "unsupported_media_type");
+                tracing::info!(content_type = ct, "login refused: not application/json");
+                return Err(ApiError::unsupported_media_type(
+                    "expected Content-Type: application/json (or Authorization: Basic)",
+                ));
+            }
             let parsed: LoginBody = parse_json(&body)?;
             (parsed.username, parsed.password, Mechanism::Password)
         }

@@ -43,6 +43,24 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
+/// The TCP peer itself, whatever the headers say (none on a unix socket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            ConnectInfo::<ClientAddr>::from_request_parts(parts, state)
+                .await
+                .ok()
+                .and_then(|c| c.0 .0)
+                .map(|a| a.ip()),
+        ))
+    }
+}
+
 /// Where a request's token came from: a cookie is cleared when its session ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Carrier {
@@ -165,7 +183,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 /// `application/json` or a `+json` type (`application/merge-patch+json`), any parameters.
-fn is_json(content_type: &str) -> bool {
+pub fn is_json(content_type: &str) -> bool {
     let essence = content_type
         .split(';')
         .next()

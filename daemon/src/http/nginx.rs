@@ -10,7 +10,7 @@
 //! on SIGHUP: a reload that changes them is in force on the running listeners.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -21,6 +21,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use super::extract::Peer;
+use super::forwarded::TrustedProxies;
 use super::AppState;
 use crate::auth::{Frontend, LoginError, Mechanism, PasswordAttempt};
 use crate::authz::Service;
@@ -35,6 +37,8 @@ pub const MAX_ATTEMPTS_WITH_WAIT: u32 = 10;
 pub struct NginxSettings {
     backends: HashMap<String, SocketAddr>,
     shared_secret: Option<Zeroizing<String>>,
+    /// `require-shared-secret`: without a secret, TCP requests are refused.
+    require_secret: bool,
     /// Set when the settings could not be loaded: every request is a temporary failure.
     broken: Option<String>,
 }
@@ -70,19 +74,54 @@ impl NginxSettings {
         NginxSettings {
             backends,
             shared_secret,
+            require_secret: c.require_shared_secret,
             broken,
         }
     }
 }
 
-pub async fn auth(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn auth(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap) -> Response {
     let settings = state.settings();
-    answer(&state, &settings.nginx, &headers).await
+    answer(
+        &state,
+        &settings.nginx,
+        &settings.trusted_proxies,
+        peer,
+        &headers,
+    )
+    .await
 }
 
-async fn answer(state: &AppState, settings: &NginxSettings, headers: &HeaderMap) -> Response {
+/// The address a login is attributed to: nginx's `Client-IP` when nginx is trusted to say it
+/// (a unix socket, or a peer among `[server] trusted-proxies`), else the peer itself, so that
+/// whoever else reaches the port can neither lock out an address of their choosing nor escape
+/// the per-address limit by rotating the header.
+fn client_ip(peer: Option<IpAddr>, proxies: &TrustedProxies, claimed: IpAddr) -> IpAddr {
+    match peer {
+        None => claimed,
+        Some(p) if proxies.contains(p) => claimed,
+        Some(p) => p.to_canonical(),
+    }
+}
+
+async fn answer(
+    state: &AppState,
+    settings: &NginxSettings,
+    proxies: &TrustedProxies,
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+) -> Response {
     if let Some(problem) = &settings.broken {
         tracing::error!(%problem, "auth-http settings unusable; refusing nginx logins");
+        return respond(&Reply::Fail {
+            message: "Temporary authentication failure",
+            wait: None,
+            smtp_code: None,
+        });
+    }
+    if settings.shared_secret.is_none() && settings.require_secret && peer.is_some() {
+        state.engine.count_refusal("nginx", "no_shared_secret");
+        tracing::error!("auth_http request on a TCP listener refused: set [auth-http] shared-secret (sent by nginx as X-Auth-Key) or require-shared-secret = false");
         return respond(&Reply::Fail {
             message: "Temporary authentication failure",
             wait: None,
@@ -98,7 +137,11 @@ async fn answer(state: &AppState, settings: &NginxSettings, headers: &HeaderMap)
             .ct_eq(&Sha256::digest(secret.as_bytes()))
             .into();
         if !matches || headers.get_all("x-auth-key").iter().count() != 1 {
-            tracing::warn!("auth_http request without the right X-Auth-Key refused");
+            state.engine.count_refusal("nginx", "bad_auth_key");
+            tracing::warn!(
+                ?peer,
+                "auth_http request without the right X-Auth-Key refused"
+            );
             return respond(&Reply::Fail {
                 message: "Invalid request",
                 wait: None,
@@ -136,7 +179,7 @@ async fn answer(state: &AppState, settings: &NginxSettings, headers: &HeaderMap)
             password: Credential::password(request.password.as_str()),
             // nginx's protocols are all known services.
             service: Service::resolve(protocol.as_str(), &[]).unwrap_or(Service::HTTP),
-            remote_ip: Some(request.client_ip),
+            remote_ip: Some(client_ip(peer, proxies, request.client_ip)),
         })
         .await;
     let temporary = |protocol: MailProtocol| Reply::Fail {
@@ -212,6 +255,7 @@ mod tests {
             backends,
             shared_secret: secret.map(String::from),
             shared_secret_file: None,
+            require_shared_secret: true,
         })
     }
 
@@ -247,25 +291,61 @@ mod tests {
         let (_dir, engine) = testkit::engine().await;
         let state = test_state(engine);
         let s = config(None);
-        let r = answer(&state, &s, &request("alice", PASSWORD, "imap", 1)).await;
+        let none = TrustedProxies::default();
+        let r = answer(
+            &state,
+            &s,
+            &none,
+            None,
+            &request("alice", PASSWORD, "imap", 1),
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(get(&r, "auth-status"), Some("OK"));
         assert_eq!(get(&r, "auth-server"), Some("127.0.0.1"));
         assert_eq!(get(&r, "auth-port"), Some("1143"));
 
-        let r = answer(&state, &s, &request("alice", "wrong", "imap", 1)).await;
+        let r = answer(
+            &state,
+            &s,
+            &none,
+            None,
+            &request("alice", "wrong", "imap", 1),
+        )
+        .await;
         assert_eq!(get(&r, "auth-status"), Some("Invalid login or password"));
         assert_eq!(get(&r, "auth-wait"), Some("3"));
-        let r = answer(&state, &s, &request("alice", "wrong", "imap", 10)).await;
+        let r = answer(
+            &state,
+            &s,
+            &none,
+            None,
+            &request("alice", "wrong", "imap", 10),
+        )
+        .await;
         assert_eq!(get(&r, "auth-status"), Some("Invalid login or password"));
         assert_eq!(get(&r, "auth-wait"), None);
 
         // bob has no email-send.
-        let r = answer(&state, &s, &request("bob", PASSWORD, "smtp", 1)).await;
+        let r = answer(
+            &state,
+            &s,
+            &none,
+            None,
+            &request("bob", PASSWORD, "smtp", 1),
+        )
+        .await;
         assert_eq!(get(&r, "auth-status"), Some("Invalid login or password"));
         assert_eq!(get(&r, "auth-error-code"), Some("535 5.7.8"));
         // No pop3 backend configured: temporary.
-        let r = answer(&state, &s, &request("alice", PASSWORD, "pop3", 1)).await;
+        let r = answer(
+            &state,
+            &s,
+            &none,
+            None,
+            &request("alice", PASSWORD, "pop3", 1),
+        )
+        .await;
         assert_eq!(
             get(&r, "auth-status"),
             Some("Temporary authentication failure")
@@ -276,13 +356,13 @@ mod tests {
         let mut h = request("alice", PASSWORD, "imap", 1);
         h.remove("client-ip");
         assert_eq!(
-            get(&answer(&state, &s, &h).await, "auth-status"),
+            get(&answer(&state, &s, &none, None, &h).await, "auth-status"),
             Some("Invalid request")
         );
         let mut h = request("alice", PASSWORD, "imap", 1);
         h.append("auth-user", HeaderValue::from_static("bob"));
         assert_eq!(
-            get(&answer(&state, &s, &h).await, "auth-status"),
+            get(&answer(&state, &s, &none, None, &h).await, "auth-status"),
             Some("Invalid request")
         );
     }
@@ -292,20 +372,65 @@ mod tests {
         let (_dir, engine) = testkit::engine().await;
         let state = test_state(engine);
         let s = config(Some("s3cret"));
+        let none = TrustedProxies::default();
         let mut h = request("alice", PASSWORD, "imap", 1);
         assert_eq!(
-            get(&answer(&state, &s, &h).await, "auth-status"),
+            get(&answer(&state, &s, &none, None, &h).await, "auth-status"),
             Some("Invalid request")
         );
         h.insert("x-auth-key", HeaderValue::from_static("s3cre"));
         assert_eq!(
-            get(&answer(&state, &s, &h).await, "auth-status"),
+            get(&answer(&state, &s, &none, None, &h).await, "auth-status"),
             Some("Invalid request")
         );
         h.insert("x-auth-key", HeaderValue::from_static("s3cret"));
         assert_eq!(
-            get(&answer(&state, &s, &h).await, "auth-status"),
+            get(&answer(&state, &s, &none, None, &h).await, "auth-status"),
             Some("OK")
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tcp_needs_the_shared_secret_unless_opted_out() {
+        let (_dir, engine) = testkit::engine().await;
+        let state = test_state(engine);
+        let none = TrustedProxies::default();
+        let tcp = Some(IpAddr::from([127, 0, 0, 1]));
+        let h = request("alice", PASSWORD, "imap", 1);
+        let r = answer(&state, &config(None), &none, tcp, &h).await;
+        assert_eq!(
+            get(&r, "auth-status"),
+            Some("Temporary authentication failure")
+        );
+        assert!(state
+            .engine
+            .render_metrics()
+            .contains("postern_refused_total{frontend=\"nginx\",reason=\"no_shared_secret\"} 1"));
+        // A unix socket (no peer address) is guarded by its file mode.
+        let r = answer(&state, &config(None), &none, None, &h).await;
+        assert_eq!(get(&r, "auth-status"), Some("OK"));
+        // The operator's explicit opt-out.
+        let mut c = AuthHttpConfig::default();
+        c.backends
+            .insert("imap".to_string(), "127.0.0.1:1143".to_string());
+        c.require_shared_secret = false;
+        let r = answer(&state, &NginxSettings::from_config(&c), &none, tcp, &h).await;
+        assert_eq!(get(&r, "auth-status"), Some("OK"));
+        // With the secret, TCP is fine.
+        let mut h = h;
+        h.insert("x-auth-key", HeaderValue::from_static("s3cret"));
+        let r = answer(&state, &config(Some("s3cret")), &none, tcp, &h).await;
+        assert_eq!(get(&r, "auth-status"), Some("OK"));
+    }
+
+    #[test]
+    fn client_ip_is_believed_from_trusted_proxies_and_unix_sockets_only() {
+        let claimed = IpAddr::from([192, 0, 2, 10]);
+        let peer = IpAddr::from([198, 51, 100, 7]);
+        let none = TrustedProxies::default();
+        let proxies = TrustedProxies::parse(&["198.51.100.0/24"]).unwrap();
+        assert_eq!(client_ip(Some(peer), &none, claimed), peer);
+        assert_eq!(client_ip(Some(peer), &proxies, claimed), claimed);
+        assert_eq!(client_ip(None, &none, claimed), claimed);
     }
 }

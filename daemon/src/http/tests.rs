@@ -130,7 +130,9 @@ async fn login_sets_the_session_cookie_which_session_and_logout_accept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_by_bearer_does_not_touch_cookies() {
     let (_dir, _state, app) = app("http://127.0.0.1:8480").await;
-    let token = send(&app, login_request(None)).await.json()["token"]
+    let token = send(&app, login_request(Some("application/json")))
+        .await
+        .json()["token"]
         .as_str()
         .unwrap()
         .to_string();
@@ -146,22 +148,50 @@ async fn logout_by_bearer_does_not_touch_cookies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cookie_is_secure_behind_an_https_public_url() {
     let (_dir, _state, app) = app("https://auth.example.org").await;
-    let r = send(&app, login_request(None)).await;
+    let r = send(&app, login_request(Some("application/json"))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.set_cookie().unwrap().ends_with("; Secure"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_reads_json_whatever_the_content_type() {
-    // `curl -d '{…}'` sends a form type; it has always worked and still does.
+async fn login_reads_json_only_as_application_json() {
+    // A cross-site HTML form can post `application/x-www-form-urlencoded`, `multipart/form-data`
+    // or `text/plain`, never JSON's type: only that is read, so a form cannot log in.
     let (_dir, _state, app) = app("http://127.0.0.1:8480").await;
-    for ct in [None, Some("application/x-www-form-urlencoded")] {
-        let r = send(&app, login_request(ct)).await;
+    for ct in ["application/json", "application/json; charset=utf-8"] {
+        let r = send(&app, login_request(Some(ct))).await;
         assert_eq!(r.status, StatusCode::OK, "{ct:?}: {}", r.body);
     }
+    for ct in [
+        None,
+        Some("application/x-www-form-urlencoded"),
+        Some("text/plain"),
+        Some("multipart/form-data; boundary=x"),
+    ] {
+        let r = send(&app, login_request(ct)).await;
+        assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct:?}");
+        assert_eq!(r.json()["error"], "unsupported_media_type", "{ct:?}");
+        assert!(r.json()["message"].is_string());
+        assert_eq!(r.set_cookie(), None);
+    }
+    // Basic needs no body, so no type.
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("alice:{PASSWORD}"),
+    );
     let r = send(
         &app,
         Request::post("/auth/login")
+            .header(header::AUTHORIZATION, format!("Basic {basic}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = send(
+        &app,
+        Request::post("/auth/login")
+            .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from("{\"username\":"))
             .unwrap(),
     )
@@ -172,7 +202,10 @@ async fn login_reads_json_whatever_the_content_type() {
     let bad = serde_json::json!({"username": "alice", "password": "wrong"}).to_string();
     let r = send(
         &app,
-        Request::post("/auth/login").body(Body::from(bad)).unwrap(),
+        Request::post("/auth/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(bad))
+            .unwrap(),
     )
     .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);

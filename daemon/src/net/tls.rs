@@ -8,13 +8,14 @@ use prometheus::IntGauge;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 
-use super::{Conn, Slot, Stream, TlsOptions};
+use super::{admit, Conn, PerAddress, Slot, Stream, TlsOptions};
 
 /// Runs until aborted (the listener's drop). A connection holds its slot from TCP accept on;
 /// one that fails or times out its handshake gives it back.
 pub(super) async fn accept_loop(
     tcp: TcpListener,
     permits: Arc<Semaphore>,
+    per_address: Option<Arc<PerAddress>>,
     gauge: IntGauge,
     tls: TlsOptions,
     ready: mpsc::Sender<(Conn, SocketAddr)>,
@@ -32,8 +33,12 @@ pub(super) async fn accept_loop(
                 continue;
             }
         };
+        // Counted before the handshake, so handshakes left hanging count too.
+        let Some(address) = admit(&per_address, addr) else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let slot = Slot::new(permit, &gauge);
+        let slot = Slot::new(permit, address, &gauge);
         let certs = tls.certs.clone();
         let timeout = tls.handshake_timeout;
         let ready = ready.clone();

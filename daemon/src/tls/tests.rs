@@ -132,6 +132,7 @@ async fn serves_reloads_and_keeps_the_old_cert_on_error() {
         &UnixOptions::default(),
         Some(tls),
         8,
+        None,
         gauge.clone(),
     )
     .await

@@ -112,6 +112,11 @@ pub struct LdapConfig {
     /// Bounds each connect (TCP, TLS, StartTLS, service bind) and each operation.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// The scheme of a stored secret that names none (`PLAIN` for slapd's cleartext
+    /// `userPassword`, `CRYPT`, …), as Dovecot's `default_pass_scheme`. Unset: such values
+    /// are refused as unverifiable.
+    #[serde(default)]
+    pub default_scheme: Option<String>,
 }
 
 fn default_user_filter() -> String {
@@ -139,6 +144,14 @@ impl LdapConfig {
         let urls = self.url.as_vec();
         if urls.is_empty() {
             problem("url", "must name at least one server");
+        }
+        if let Some(tag) = &self.default_scheme {
+            if !postern_directory::secret::is_known_tag(tag) {
+                problem(
+                    "default-scheme",
+                    &format!("{tag:?} is not a known password scheme"),
+                );
+            }
         }
         for u in urls {
             if let Err(e) = crate::conn::check_url(&u) {

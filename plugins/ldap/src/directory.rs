@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ldap3::Scope;
-use postern_directory::secret::{Hasher, Verdict};
+use postern_directory::secret::{self, Hasher, Verdict};
 use postern_directory::{
     read_secret_file, ConfigProblem, Directory, DirectoryError, Identity, LoginRequest, Matched,
     Outcome, PrincipalType, RejectReason, MAX_USERNAME_LEN,
@@ -184,7 +184,10 @@ impl LdapDirectory {
         }
         let mut wrong = false;
         for value in stored {
-            let candidate = Zeroizing::new(value);
+            let candidate = Zeroizing::new(
+                secret::with_default_scheme(&value, self.config.default_scheme.as_deref())
+                    .into_owned(),
+            );
             match self
                 .hasher
                 .check(client, candidate.to_string(), password)

@@ -165,6 +165,27 @@ async fn unverifiable_and_unreadable_secrets_are_rejected() {
     // The scheme tag is never taken for cleartext.
     let literal = login(&d, "ursula", "{FOOBAR}ursula-pw").await;
     assert!(matches!(literal, Ok(Outcome::Rejected(_))), "{literal:?}");
+    // Unless the directory says how untagged values are to be read (Dovecot's
+    // default_pass_scheme): slapd's cleartext is then `{PLAIN}`. Carol's is cleartext.
+    let carol = login(&d, "carol", "carol-pw").await;
+    assert!(
+        matches!(
+            carol,
+            Ok(Outcome::Rejected(RejectReason::UnverifiableSecret))
+        ),
+        "{carol:?}"
+    );
+    let plain = directory(config(&s, "lookup", json!({"default-scheme": "PLAIN"})));
+    let carol = login(&plain, "carol", "carol-pw").await;
+    assert!(matches!(carol, Ok(Outcome::Authenticated(_))), "{carol:?}");
+    let wrong = login(&plain, "carol", "carol-p").await;
+    assert!(
+        matches!(wrong, Ok(Outcome::Rejected(RejectReason::WrongSecret))),
+        "{wrong:?}"
+    );
+    // Tagged values keep their own scheme.
+    let alice = login(&plain, "alice", "ssha-pw").await;
+    assert!(matches!(alice, Ok(Outcome::Authenticated(_))), "{alice:?}");
     // Lookup mode with the account that may not read userPassword: nobody gets in.
     let mut c = config(&s, "lookup", json!({}));
     c.bind_dn = Some(slapd::SERVICE_DN.into());

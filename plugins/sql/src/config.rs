@@ -34,6 +34,11 @@ pub struct SqlConfig {
     /// Bounds getting a connection and running each query.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// The scheme of a stored secret that names none (`PLAIN` for slapd's cleartext
+    /// `userPassword`, `CRYPT`, …), as Dovecot's `default_pass_scheme`. Unset: such values
+    /// are refused as unverifiable.
+    #[serde(default)]
+    pub default_scheme: Option<String>,
 }
 
 fn default_pool() -> u32 {
@@ -111,6 +116,14 @@ impl SqlConfig {
         }
         if self.timeout.is_zero() {
             errors.push(ConfigProblem::new("timeout", "must be more than 0"));
+        }
+        if let Some(tag) = &self.default_scheme {
+            if !postern_directory::secret::is_known_tag(tag) {
+                errors.push(ConfigProblem::new(
+                    "default-scheme",
+                    format!("{tag:?} is not a known password scheme"),
+                ));
+            }
         }
         let url = match self.resolved_url() {
             Ok(url) => url,

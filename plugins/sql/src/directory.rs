@@ -1,7 +1,7 @@
 //! The `Directory` contract over the three queries.
 
 use async_trait::async_trait;
-use postern_directory::secret::Verdict;
+use postern_directory::secret::{self, Verdict};
 use postern_directory::{
     validate_username, Directory, DirectoryError, Identity, LoginRequest, Matched, Outcome,
     PrincipalType, RejectReason,
@@ -213,7 +213,12 @@ impl Directory for SqlDirectory {
         }
         match self
             .hasher
-            .check(client, stored.as_str().to_string(), password)
+            .check(
+                client,
+                secret::with_default_scheme(stored.as_str(), self.default_scheme.as_deref())
+                    .into_owned(),
+                password,
+            )
             .await?
         {
             Verdict::Match => Ok(Outcome::Authenticated(self.identity(account).await?)),

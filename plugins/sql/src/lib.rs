@@ -44,6 +44,8 @@ pub struct SqlDirectory {
     emails: Option<Query>,
     hasher: Hasher,
     timeout: Duration,
+    /// `default-scheme`: how a secret that names no scheme is read.
+    default_scheme: Option<String>,
 }
 
 impl SqlDirectory {
@@ -93,6 +95,7 @@ impl SqlDirectory {
             emails,
             hasher,
             timeout: config.timeout,
+            default_scheme: config.default_scheme.clone(),
         })
     }
 

@@ -5,6 +5,7 @@ mod activation;
 mod cli;
 mod config;
 mod foundation;
+mod hardening;
 mod ldap;
 mod mail;
 mod ops;

@@ -197,8 +197,9 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 #[test]
 fn sighup_puts_new_auth_http_backends_in_force_on_the_running_listener() {
     let http = free_port();
-    let backends =
-        |port: u16| format!("\n[auth-http]\nbackends = {{ imap = \"127.0.0.1:{port}\" }}\n");
+    let backends = |port: u16| {
+        format!("\n[auth-http]\nrequire-shared-secret = false\nbackends = {{ imap = \"127.0.0.1:{port}\" }}\n")
+    };
     let d = Daemon::start(&(config(http, &[], "") + &backends(1143)), &[]);
     provision(&d, PROVISION);
     let stream = TcpStream::connect(("127.0.0.1", http)).unwrap();

@@ -113,6 +113,11 @@ impl LineReader {
         self.buf.extend_from_slice(data);
     }
 
+    /// Whether a line has been started and not finished.
+    pub fn has_partial(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// Bytes buffered but not yet returned as a line.
     pub fn buffered(&self) -> usize {
         self.buf.len()

@@ -13,8 +13,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::Engine;
-use crate::config::{Config, ListenerConfig, Protocol};
-use crate::net::{Closed, Listener, TlsOptions, UnixOptions};
+use crate::config::{
+    Config, ListenerConfig, Protocol, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT,
+};
+use crate::metrics::Metrics;
+use crate::net::{Closed, Listener, PerAddress, TlsOptions, UnixOptions};
 use crate::tls::{Certs, TlsError, DEFAULT_HANDSHAKE_TIMEOUT};
 use crate::{frontend, http};
 
@@ -42,6 +45,8 @@ struct Running {
 
 pub struct Listeners {
     engine: Arc<Engine>,
+    /// For the listeners a reload binds (their connection gauge and refusal counter).
+    metrics: Metrics,
     /// One router for every HTTP listener; its settings are swapped on reload
     /// ([`http::AppState::replace`]), so an HTTP listener is bound again only when its own
     /// `[[listener]]` table changes.
@@ -59,10 +64,20 @@ fn label(p: Protocol) -> &'static str {
     }
 }
 
+/// A listener bound and not yet served: `serve` binds every listener before it creates
+/// anything on disk, so a start that fails leaves nothing behind.
+pub struct Bound {
+    config: ListenerConfig,
+    listener: Listener,
+    address: String,
+    certs: Option<Arc<Certs>>,
+}
+
 impl Listeners {
-    pub fn new(engine: Arc<Engine>, http: http::AppState) -> Listeners {
+    pub fn new(engine: Arc<Engine>, http: http::AppState, metrics: Metrics) -> Listeners {
         Listeners {
             engine,
+            metrics,
             http: http::router(http),
             running: Vec::new(),
             retired: Vec::new(),
@@ -71,50 +86,19 @@ impl Listeners {
 
     /// Binds `l` and starts serving it.
     pub async fn start(&mut self, l: &ListenerConfig) -> Result<(), StartError> {
-        let tls = match &l.tls {
-            None => None,
-            Some(files) => {
-                // HTTP/1.1 only: the HTTP front-end does not speak h2.
-                let alpn: &[&[u8]] = match l.protocol {
-                    Protocol::Http => &[b"http/1.1"],
-                    _ => &[],
-                };
-                let certs = Certs::new(files, alpn).map_err(|source| StartError::Tls {
-                    bind: l.bind.clone(),
-                    source,
-                })?;
-                Some(TlsOptions {
-                    certs,
-                    handshake_timeout: l.tls_handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT),
-                })
-            }
-        };
-        let certs = tls.as_ref().map(|t| t.certs.clone());
-        let unix = UnixOptions {
-            mode: l
-                .mode
-                .as_deref()
-                .and_then(|m| u32::from_str_radix(m, 8).ok()),
-            user: l.user.clone(),
-            group: l.group.clone(),
-        };
-        let label = label(l.protocol);
-        let gauge = self.engine.connections_gauge(label);
-        let listener = Listener::bind(&l.bind, &unix, tls, l.max_connections, gauge).await?;
-        let address = listener.local_addr();
-        let scheme = if certs.is_some() { " (TLS)" } else { "" };
-        let origin = if listener.inherited() {
-            " on a socket passed by systemd"
-        } else {
-            ""
-        };
-        tracing::info!(protocol = label, address = %address, "listening{scheme}{origin}");
-        // Scripts and tests bind port 0 and read the real address from this line. Written
-        // without println!, which would panic if whoever started us has closed stdout.
-        {
-            use std::io::Write;
-            let _ = writeln!(std::io::stdout(), "listening {label} {address}");
-        }
+        let bound = bind(l, &self.metrics).await?;
+        self.serve(bound);
+        Ok(())
+    }
+
+    /// Starts serving a listener bound by [`bind`].
+    pub fn serve(&mut self, bound: Bound) {
+        let Bound {
+            config: l,
+            listener,
+            address,
+            certs,
+        } = bound;
         let closed = listener.closed();
         let (stop, stop_rx) = watch::channel(false);
         let stopped = stopped(stop_rx);
@@ -122,29 +106,33 @@ impl Listeners {
         let task = match l.protocol {
             Protocol::Http => {
                 let app = self.http.clone();
+                let timeouts = http::Timeouts {
+                    header: l.header_timeout.unwrap_or(DEFAULT_HEADER_TIMEOUT),
+                    body: l.body_timeout.unwrap_or(DEFAULT_BODY_TIMEOUT),
+                    idle: l.idle_timeout,
+                };
                 tokio::spawn(async move {
-                    if let Err(e) = http::serve(listener, app, stopped).await {
+                    if let Err(e) = http::serve(listener, app, timeouts, engine, stopped).await {
                         tracing::error!(error = %e, "http listener failed");
                     }
                 })
             }
             protocol => {
-                let settings = frontend::Settings::from_config(l);
-                let limits = frontend::dovecot::Limits::from_config(l);
+                let settings = frontend::Settings::from_config(&l);
+                let limits = frontend::dovecot::Limits::from_config(&l);
                 tokio::spawn(frontend::serve(
                     protocol, listener, engine, settings, limits, stopped,
                 ))
             }
         };
         self.running.push(Running {
-            config: l.clone(),
+            config: l,
             address,
             stop,
             task,
             closed,
             certs,
         });
-        Ok(())
     }
 
     /// Brings the listeners in line with `new` (already validated). Problems with one listener
@@ -207,6 +195,66 @@ impl Listeners {
             tracing::warn!("shutdown timeout reached; closing remaining connections");
         }
     }
+}
+
+/// Binds `l` (its certificate loaded, its socket open) without serving it yet.
+pub async fn bind(l: &ListenerConfig, metrics: &Metrics) -> Result<Bound, StartError> {
+    let tls = match &l.tls {
+        None => None,
+        Some(files) => {
+            // HTTP/1.1 only: the HTTP front-end does not speak h2.
+            let alpn: &[&[u8]] = match l.protocol {
+                Protocol::Http => &[b"http/1.1"],
+                _ => &[],
+            };
+            let certs = Certs::new(files, alpn).map_err(|source| StartError::Tls {
+                bind: l.bind.clone(),
+                source,
+            })?;
+            Some(TlsOptions {
+                certs,
+                handshake_timeout: l.tls_handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT),
+            })
+        }
+    };
+    let certs = tls.as_ref().map(|t| t.certs.clone());
+    let unix = UnixOptions {
+        mode: l
+            .mode
+            .as_deref()
+            .and_then(|m| u32::from_str_radix(m, 8).ok()),
+        user: l.user.clone(),
+        group: l.group.clone(),
+    };
+    let label = label(l.protocol);
+    let gauge = metrics.connections_active.with_label_values(&[label]);
+    let per_address = match l.per_address_limit() {
+        0 => None,
+        n => Some(PerAddress::new(
+            n,
+            metrics
+                .refused
+                .with_label_values(&[label, "per_address_limit"]),
+        )),
+    };
+    let listener =
+        Listener::bind(&l.bind, &unix, tls, l.max_connections, per_address, gauge).await?;
+    let address = listener.local_addr();
+    let scheme = if certs.is_some() { " (TLS)" } else { "" };
+    let origin = if listener.inherited() {
+        " on a socket passed by systemd"
+    } else {
+        ""
+    };
+    tracing::info!(protocol = label, address = %address, "listening{scheme}{origin}");
+    // Scripts and tests bind port 0 and read the real address from this line.
+    crate::cli::output::say(format_args!("listening {label} {address}"));
+    Ok(Bound {
+        config: l.clone(),
+        listener,
+        address,
+        certs,
+    })
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {

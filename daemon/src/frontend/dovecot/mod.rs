@@ -128,6 +128,10 @@ impl Server {
         let mut buf = vec![0u8; 8192];
         let mut reading = true;
         let mut idle_deadline = Instant::now() + idle;
+        // Any byte resets the idle deadline, so a client dripping one byte of a line that never
+        // ends would hold its slot forever: a started line must end within this.
+        let line_timeout = idle.min(LINE_TIMEOUT);
+        let mut line_deadline: Option<Instant> = None;
         let mut reap = tokio::time::interval(reap_every);
         'conn: loop {
             if !reading && c.verifying() == 0 {
@@ -150,11 +154,20 @@ impl Server {
                         loop {
                             match lines.next_line() {
                                 Ok(Some(line)) => {
+                                    // A new line starts after this one.
+                                    line_deadline = None;
                                     if c.line(&line).await == Flow::Disconnect {
                                         break 'conn;
                                     }
                                 }
-                                Ok(None) => break,
+                                Ok(None) => {
+                                    if !lines.has_partial() {
+                                        line_deadline = None;
+                                    } else if line_deadline.is_none() {
+                                        line_deadline = Some(Instant::now() + line_timeout);
+                                    }
+                                    break;
+                                }
                                 Err(e) => {
                                     tracing::warn!(cuid, error = %e, "dovecot-auth client sent an over-long line; disconnecting");
                                     break 'conn;
@@ -165,6 +178,11 @@ impl Server {
                 },
                 _ = tokio::time::sleep_until(idle_deadline), if reading && c.is_idle() => {
                     tracing::debug!(cuid, "dovecot-auth client idle; disconnecting");
+                    break;
+                }
+                _ = sleep_until_some(line_deadline), if reading && line_deadline.is_some() => {
+                    self.engine.count_refusal("dovecot-auth", "line_timeout");
+                    tracing::info!(cuid, ?peer, "dovecot-auth client left a line unfinished for {line_timeout:?}; disconnecting");
                     break;
                 }
                 _ = reap.tick() => c.reap(),
@@ -178,6 +196,16 @@ impl Server {
         }
         drop(c);
         let _ = writer.await;
+    }
+}
+
+/// The longest a started line may take to end (or the listener's `idle-timeout`, if shorter).
+const LINE_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -446,6 +446,36 @@ async fn stopping_answers_requests_in_flight_then_closes() {
         .unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_dripped_byte_by_byte_is_cut_off() {
+    // Every byte arrives well within the idle timeout, but the line never ends: the connection
+    // is closed once the line has been open for the idle timeout.
+    let (_dir, engine) = testkit::engine().await;
+    let mut s = settings();
+    s.idle_timeout = Duration::from_millis(600);
+    let (mut c, _) = Client::start(&engine, s, fast()).await;
+    let started = std::time::Instant::now();
+    let mut closed_after = None;
+    for b in "AUTH\t1\tPLAIN\tservice=smtp".bytes().cycle().take(40) {
+        if c.wr.write_all(&[b]).await.is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let closed_after = match closed_after {
+        Some(t) => t,
+        None => {
+            assert!(c.closed().await, "still open after 4 s of dripping");
+            started.elapsed()
+        }
+    };
+    assert!(closed_after < Duration::from_secs(3), "{closed_after:?}");
+    assert!(engine
+        .render_metrics()
+        .contains("postern_refused_total{frontend=\"dovecot-auth\",reason=\"line_timeout\"} 1"));
+}
+
 /// A user without `email-send` (bob) used to get OK for services no rule knew (`smtps`,
 /// `esmtp`, `pop`, `smtp\0x`): now the known variants map to their permission and anything
 /// else is refused unless the listener allows it.

@@ -214,6 +214,37 @@ pub fn identify(stored: &str) -> Result<Scheme, SecretError> {
     resolve(stored).map(|resolved| resolved.scheme)
 }
 
+/// A stored value read with a directory's `default-scheme` (Dovecot's `default_pass_scheme`):
+/// a value that names no scheme (`{TAG}`) and has no self-describing form (`$6$…`) is taken as
+/// `{default}value`. Without a default, or for any value that does name its scheme, the value
+/// is unchanged, so an untagged value stays refused.
+pub fn with_default_scheme<'a>(
+    stored: &'a str,
+    default: Option<&str>,
+) -> std::borrow::Cow<'a, str> {
+    match default {
+        Some(tag) if !stored.starts_with('{') && identify(stored).is_err() => {
+            std::borrow::Cow::Owned(format!("{{{tag}}}{stored}"))
+        }
+        _ => std::borrow::Cow::Borrowed(stored),
+    }
+}
+
+/// Whether `tag` names a scheme this build knows (`PLAIN`, `CRYPT`, `SSHA`, …): what a
+/// `default-scheme` setting must be.
+pub fn is_known_tag(tag: &str) -> bool {
+    // A wrapper tag (`CRYPT`) names no scheme until its body does: known if any body makes it
+    // something other than an unknown scheme.
+    !tag.is_empty()
+        && !tag.contains(['{', '}'])
+        && ["", "$6$salt$hash"].iter().any(|body| {
+            !matches!(
+                identify(&format!("{{{tag}}}{body}")),
+                Err(SecretError::UnknownScheme(_))
+            )
+        })
+}
+
 /// Checks `password` against `stored` with the default [`Limits`]. `Ok(false)` is a wrong
 /// password; every `Err` is a stored value that could not be checked.
 ///

@@ -472,6 +472,26 @@ async fn burn_costs_what_the_directorys_own_hashes_cost() {
     assert_eq!(kept.as_deref(), Some("{PLAIN}postern-decoy"));
 }
 
+#[test]
+fn a_default_scheme_reads_only_untagged_values() {
+    use std::borrow::Cow;
+    assert_eq!(
+        with_default_scheme("secret", Some("PLAIN")),
+        Cow::<str>::Owned("{PLAIN}secret".into())
+    );
+    assert!(verify(&with_default_scheme("secret", Some("PLAIN")), b"secret").unwrap());
+    // Self-describing and tagged values are left alone; an unknown tag stays unknown.
+    let sha = "$6$Gvdhm3.yB5B.XPjt$8hADQ2aqJ46k7/AoTqpN4L6V9qITCGhaGHa1y6u/4ZnPslTc3YcLpTTAcCs.GY4p1JfbFQEqGeIijefG0iXLO1";
+    assert_eq!(with_default_scheme(sha, Some("PLAIN")), Cow::Borrowed(sha));
+    assert_eq!(
+        with_default_scheme("{FOO}x", Some("PLAIN")),
+        Cow::Borrowed("{FOO}x")
+    );
+    assert_eq!(with_default_scheme("secret", None), Cow::Borrowed("secret"));
+    assert!(is_known_tag("PLAIN") && is_known_tag("CRYPT") && is_known_tag("SSHA"));
+    assert!(!is_known_tag("FOO") && !is_known_tag("") && !is_known_tag("PL}AIN"));
+}
+
 /// Occupies the hasher's only thread until the returned sender is dropped or sent to.
 async fn block(hasher: &Hasher) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
     let (release, wait) = std::sync::mpsc::channel::<()>();
@@ -524,7 +544,7 @@ async fn a_full_queue_refuses_at_once_in_total_and_per_address() {
     let waiting = vec![queue(ip("192.0.2.1")), queue(ip("192.0.2.1"))];
     until_queued(&hasher, 3).await;
     // A third from it is refused at once, a temporary failure, never "wrong password"; so is
-    // one from another address of its IPv6 /64.
+    // its "no such user" work (burn).
     let refused = tokio::time::timeout(
         Duration::from_secs(5),
         hasher.check(ip("192.0.2.1"), "{PLAIN}pw".into(), "pw"),
