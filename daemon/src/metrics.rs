@@ -21,6 +21,7 @@ pub struct Metrics {
     pub hash_batched: IntCounter,
     pub hash_rejected: IntCounterVec,
     pub throttle_locked: IntGaugeVec,
+    pub throttle_locks: IntCounterVec,
     pub store_generation: IntGauge,
     pub directory_pool: IntGaugeVec,
     /// Connections and requests refused or cut off to bound the work a client can cause.
@@ -102,6 +103,20 @@ fn throttle_locked(r: &Registry) -> R<IntGaugeVec> {
     Ok(g)
 }
 
+fn throttle_locks(r: &Registry) -> R<IntCounterVec> {
+    let c = counter(
+        r,
+        "postern_throttle_locks_total",
+        "Failed-login locks that began, by kind (address: a client address block for every account; account-address: a block for one account; account: an account under attack from many addresses, open to its known-good addresses only).",
+        &["kind"],
+    )?;
+    // Every series exists from the start, so that dashboards show 0 rather than nothing.
+    for kind in ["address", "account-address", "account"] {
+        c.with_label_values(&[kind]).inc_by(0);
+    }
+    Ok(c)
+}
+
 impl Metrics {
     /// Fails only if a name above were malformed or registered twice (a test proves neither).
     pub fn new() -> R<Metrics> {
@@ -176,6 +191,7 @@ impl Metrics {
                 &["reason"],
             )?,
             throttle_locked: throttle_locked(&r)?,
+            throttle_locks: throttle_locks(&r)?,
             store_generation: gauge(
                 &r,
                 "postern_store_generation",

@@ -170,13 +170,27 @@ pub async fn engine_with_metrics(
         clock,
         EngineOptions {
             session_ttl: config.session.ttl,
-            max_failures_per_account: config.authentication.max_failures_per_account,
-            max_failures_per_ip: config.authentication.max_failures_per_ip,
-            failure_window: config.authentication.failure_window,
+            throttle: throttle_limits(&config.authentication),
         },
     )
     .await?;
     Ok((Arc::new(engine), builder))
+}
+
+/// The throttle's limits from a validated `[authentication]` (a network validation refused
+/// cannot be here; one that is anyway is left out rather than trusted).
+pub fn throttle_limits(a: &crate::config::AuthenticationConfig) -> crate::auth::throttle::Limits {
+    crate::auth::throttle::Limits {
+        per_account: a.max_failures_per_account,
+        per_ip: a.max_failures_per_ip,
+        per_account_total: a.account_total(),
+        window: a.failure_window,
+        trusted: a
+            .trusted_networks
+            .iter()
+            .filter_map(|n| crate::auth::parse_network(n.trim()))
+            .collect(),
+    }
 }
 
 pub fn system_clock() -> Arc<dyn Clock> {

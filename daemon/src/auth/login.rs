@@ -190,9 +190,8 @@ impl Engine {
         if let Err(e) = Self::check_syntax(a) {
             return (Err(e), none());
         }
-        // Counted from here, not when the answer comes: a burst of attempts sent at once
-        // cannot all pass before the first fails, and one abandoned mid-way (the client gone,
-        // this future dropped) counts as a failure.
+        // Reserved before any hashing, counted as a failure until known otherwise: concurrent
+        // guesses cannot all pass a check made before the first of them failed.
         let reservation = match self.throttle.reserve(a.username, a.remote_ip) {
             Ok(r) => r,
             Err(wait) => return (Err(LoginError::RateLimited(wait)), none()),
@@ -239,14 +238,14 @@ impl Engine {
                 }
             };
             match &result {
-                Ok(_) => reservation.succeeded(),
+                Ok(p) => reservation.succeeded(&p.name),
                 Err(LoginError::InvalidCredentials) => reservation.failed(),
-                Err(_) => reservation.release(),
+                // Not the client's doing (an outage, a broken account): released.
+                Err(_) => drop(reservation),
             }
             return (result, name.to_string());
         }
         if outage {
-            reservation.release();
             return (Err(LoginError::Unavailable), none());
         }
         reservation.failed();

@@ -67,9 +67,7 @@ pub struct Principal {
 
 pub struct EngineOptions {
     pub session_ttl: Duration,
-    pub max_failures_per_account: u32,
-    pub max_failures_per_ip: u32,
-    pub failure_window: Duration,
+    pub throttle: throttle::Limits,
 }
 
 /// Front-ends ask the engine; its store, metrics and hasher are its own.
@@ -114,10 +112,9 @@ impl Engine {
         metrics.store_generation.set(policy.generation);
         Ok(Engine {
             throttle: Throttle::new(
-                options.max_failures_per_account,
-                options.max_failures_per_ip,
-                options.failure_window,
+                options.throttle,
                 clock.clone(),
+                metrics.throttle_locks.clone(),
             ),
             store,
             metrics,

@@ -82,6 +82,39 @@ async fn a_proven_identity_is_recorded_and_evaluated_like_a_login() {
     );
 }
 
+/// Finding 2 (issue 15): the throttle was checked before hashing and counted after, so 100
+/// concurrent wrong passwords all passed the check. Limits are the defaults: 10 per account
+/// from one address, 20 per account from everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_wrong_passwords_are_throttled() {
+    let (_dir, engine) = testkit::engine().await;
+    async fn burst(engine: &Arc<Engine>, user: &'static str, ip: impl Fn(u8) -> String) -> usize {
+        let tasks: Vec<_> = (0..100u8)
+            .map(|i| {
+                let engine = engine.clone();
+                let ip = ip(i).parse().ok();
+                tokio::spawn(async move {
+                    let mut a = attempt(user, "wrong-password");
+                    a.remote_ip = ip;
+                    engine.login(a).await
+                })
+            })
+            .collect();
+        let mut limited = 0;
+        for t in tasks {
+            if let Err(LoginError::RateLimited(_)) = t.await.unwrap() {
+                limited += 1;
+            }
+        }
+        limited
+    }
+    assert_eq!(burst(&engine, "alice", |_| "192.0.2.1".into()).await, 90);
+    assert_eq!(
+        burst(&engine, "bob", |i| format!("198.51.100.{i}")).await,
+        80
+    );
+}
+
 fn provision(text: &str) -> Provision {
     toml::from_str(text).unwrap()
 }

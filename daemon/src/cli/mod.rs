@@ -6,6 +6,7 @@ mod explain;
 mod live;
 pub mod output;
 mod serve;
+mod throttle;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -58,6 +59,18 @@ pub enum Command {
         config: Option<PathBuf>,
         name: String,
         permission: Option<String>,
+    },
+    /// List what the failed-login throttle has locked (accounts, addresses), from the store.
+    Status {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Lift the failed-login locks of an account name or a client address (IPv6: its /64).
+    Unlock {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// An account name, or a client address.
+        target: String,
     },
 }
 
@@ -115,6 +128,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             name,
             permission,
         } => tokio_runtime()?.block_on(explain::run(config, name, permission)),
+        Command::Status { config } => tokio_runtime()?.block_on(throttle::status(config)),
+        Command::Unlock { config, target } => {
+            tokio_runtime()?.block_on(throttle::unlock(config, target))
+        }
     };
     Ok(match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -176,8 +176,16 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
             o.max_failures_per_ip != n.max_failures_per_ip,
         ),
         (
+            "authentication.max-failures-per-account-total",
+            o.max_failures_per_account_total != n.max_failures_per_account_total,
+        ),
+        (
             "authentication.failure-window",
             o.failure_window != n.failure_window,
+        ),
+        (
+            "authentication.trusted-networks",
+            o.trusted_networks != n.trusted_networks,
         ),
     ]
     .into_iter()

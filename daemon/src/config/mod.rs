@@ -294,14 +294,32 @@ pub struct AuthenticationConfig {
     /// Tried in order; "internal" always exists.
     #[serde(default = "default_directories")]
     pub directories: Vec<String>,
-    /// Failed logins per account within `failure-window` before further attempts are refused.
+    /// Failed logins on one account from one client address (IPv6 /64) within
+    /// `failure-window` before that address may not try that account any more.
     #[serde(default = "default_account_failures")]
     pub max_failures_per_account: u32,
-    /// Failed logins per client address within `failure-window`.
+    /// Failed logins per client address (IPv6 /64) on any account within `failure-window`.
     #[serde(default = "default_ip_failures")]
     pub max_failures_per_ip: u32,
+    /// Failed logins on one account from all addresses together before only the addresses it
+    /// recently logged in from may try it (default: twice `max-failures-per-account`, so that
+    /// one attacking address alone never gets there).
+    #[serde(default)]
+    pub max_failures_per_account_total: Option<u32>,
     #[serde(default = "default_window", with = "humantime_serde")]
     pub failure_window: Duration,
+    /// Client networks (CIDR or addresses) never counted nor refused by the throttle: the
+    /// operator's own webmail or proxies that log in for many users.
+    #[serde(default)]
+    pub trusted_networks: Vec<String>,
+}
+
+impl AuthenticationConfig {
+    /// `max-failures-per-account-total`, or its default.
+    pub fn account_total(&self) -> u32 {
+        self.max_failures_per_account_total
+            .unwrap_or(self.max_failures_per_account.saturating_mul(2))
+    }
 }
 
 impl Default for AuthenticationConfig {
@@ -310,7 +328,9 @@ impl Default for AuthenticationConfig {
             directories: default_directories(),
             max_failures_per_account: default_account_failures(),
             max_failures_per_ip: default_ip_failures(),
+            max_failures_per_account_total: None,
             failure_window: default_window(),
+            trusted_networks: Vec::new(),
         }
     }
 }

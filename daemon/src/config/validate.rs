@@ -114,6 +114,22 @@ fn authentication(c: &Config, unparsed: &BTreeSet<String>, out: &mut Vec<ConfigP
             );
         }
     }
+    if a.max_failures_per_account_total == Some(0) {
+        problem(
+            out,
+            "authentication.max-failures-per-account-total",
+            "must be at least 1 (the failures allowed before attempts are refused)",
+        );
+    }
+    for (i, net) in a.trusted_networks.iter().enumerate() {
+        if crate::auth::parse_network(net.trim()).is_none() {
+            problem(
+                out,
+                format!("authentication.trusted-networks[{i}]"),
+                format!("{net:?} is not an address or a network (CIDR)"),
+            );
+        }
+    }
     if a.failure_window.as_secs() == 0 {
         problem(out, "authentication.failure-window", "must be at least 1s");
     }

@@ -16,7 +16,7 @@ pub mod view;
 
 pub use apply::{ApplyError, ApplyReport};
 pub use directory::{Checked, InternalDirectory, InternalMatch};
-pub use store::{Backend, Snapshot, Store, StoredAccount};
+pub use store::{Backend, FailureRow, Snapshot, Store, StoredAccount};
 pub use tokens::{new_id, token_hash};
 
 /// Errors of the store. Every variant but `Config` and `Corrupt` is transient.

@@ -11,4 +11,5 @@ mod mail;
 mod ops;
 mod reload;
 mod sql;
+mod throttle;
 mod tls;

@@ -48,6 +48,15 @@ pub(super) async fn migrate(pool: &AnyPool) -> Result<(), StoreError> {
     .await
     .map_err(StoreError::from_sqlx)?;
     let mut tx = pool.begin().await.map_err(StoreError::from_sqlx)?;
+    // A write first: SQLite then takes the write lock at once, waiting `busy_timeout` for it. A
+    // read first would make the later write an upgrade, which fails at once ("database is
+    // locked") if a running daemon wrote meanwhile (its failed-login counts, every 500 ms).
+    sqlx::query(
+        "INSERT INTO postern_meta (key, value) VALUES ('generation', 0) ON CONFLICT (key) DO NOTHING",
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::from_sqlx)?;
     let version: Option<i64> =
         sqlx::query_scalar("SELECT value FROM postern_meta WHERE key = 'schema'")
             .fetch_optional(&mut *tx)
@@ -73,12 +82,6 @@ pub(super) async fn migrate(pool: &AnyPool) -> Result<(), StoreError> {
         .await
         .map_err(StoreError::from_sqlx)?;
     }
-    sqlx::query(
-        "INSERT INTO postern_meta (key, value) VALUES ('generation', 0) ON CONFLICT (key) DO NOTHING",
-    )
-    .execute(&mut *tx)
-    .await
-    .map_err(StoreError::from_sqlx)?;
     tx.commit().await.map_err(StoreError::from_sqlx)
 }
 

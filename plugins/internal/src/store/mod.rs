@@ -36,7 +36,7 @@ use crate::model::{Account, AuthDefaults, Credential, Origin, Role, StoredSecret
 use crate::StoreError;
 
 pub use credentials::CredentialWrite;
-pub use failures::Locked;
+pub use failures::{FailureRow, Locked};
 pub use oauth_clients::StoredOAuthClient;
 pub use sessions::SessionRecord;
 

@@ -1,0 +1,447 @@
+//! Failed-login throttling, after Dovecot's auth penalty and NIST SP 800-63B §5.2.2: lock the
+//! *attacking address*, not the account. Only failures count: a mail client that logs in a
+//! hundred times an hour is never locked out by its own successes.
+//!
+//! Three counts, each over `failure-window` (see [`key::Key`]):
+//! * one account from one address block (`max-failures-per-account`): over it, that block may
+//!   not try that account any more — ten wrong passwords from one place lock that place only;
+//! * one address block on any account (`max-failures-per-ip`): over it, the block is refused;
+//! * one account from everywhere (`max-failures-per-account-total`): over it the account is
+//!   under attack from many addresses, and only the addresses it recently logged in from
+//!   ([`known::KnownGood`]) may still try. A caller with no address (a unix socket) cannot be
+//!   told apart from the attacker and is refused from `max-failures-per-account` on.
+//!
+//! Addresses in `trusted-networks` are neither counted nor refused.
+//!
+//! An attempt is reserved before its password is hashed ([`Throttle::reserve`]) and counts as a
+//! failure until it is known not to be one, so a hundred concurrent guesses cannot all pass a
+//! check made before any of them failed.
+//!
+//! Counting is in memory, bounded ([`MAX_KEYS`]). Several daemons sharing a store also add up
+//! their failures there ([`Throttle::sync`], every half second), so N daemons behind a balancer
+//! allow the configured number of failures, not N times it (give or take one sync).
+
+pub mod key;
+mod known;
+mod report;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use ipnet::IpNet;
+use postern_internal::{FailureRow, Store, StoreError};
+use prometheus::IntCounterVec;
+
+use super::clock::Clock;
+use key::{fold, Block, Key};
+use known::{evict_oldest, KnownGood};
+
+/// Keys tracked in memory. ~150 bytes each, so about 10 MB however wide a spray is; when full,
+/// the keys that failed least recently are forgotten first, so the counts of an attack in
+/// progress are the ones kept (and what the store holds still locks).
+pub const MAX_KEYS: usize = 65_536;
+
+/// The limits in force (`[authentication]`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// One account from one address block; also one account when the caller has no address.
+    pub per_account: u32,
+    pub per_ip: u32,
+    /// One account from everywhere: beyond it only known-good addresses may try.
+    pub per_account_total: u32,
+    pub window: Duration,
+    pub trusted: Vec<IpNet>,
+}
+
+impl Limits {
+    /// The count from which a key refuses someone (the lowest of its thresholds).
+    fn threshold(&self, key: &Key) -> u32 {
+        match key {
+            Key::Address(_) => self.per_ip,
+            Key::Account(_) | Key::Pair(..) => self.per_account,
+        }
+    }
+}
+
+struct Entry {
+    start: SystemTime,
+    /// Failures decided in this window.
+    failures: u32,
+    /// Attempts reserved and not decided yet: counted as failures until they are.
+    pending: u32,
+    /// Failures not reported to the store yet.
+    unreported: u32,
+    last: SystemTime,
+}
+
+impl Entry {
+    fn total(&self) -> u32 {
+        self.failures.saturating_add(self.pending)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<Key, Entry>,
+    /// Keys a success cleared, to clear in the store too.
+    cleared: Vec<Key>,
+    /// Keys over a threshold across all daemons: their count and window end (last sync).
+    shared: HashMap<Key, (u32, SystemTime)>,
+    known: KnownGood,
+}
+
+pub struct Throttle {
+    limits: Limits,
+    clock: Arc<dyn Clock>,
+    /// `postern_throttle_locks_total{kind}`.
+    locks: IntCounterVec,
+    state: Mutex<State>,
+}
+
+/// An attempt admitted by [`Throttle::reserve`]: a failure until told otherwise. Dropped
+/// undecided (the client went away, the directory could not answer), it is released.
+pub struct Reservation<'a> {
+    throttle: &'a Throttle,
+    account: String,
+    block: Option<Block>,
+    keys: Vec<Key>,
+}
+
+impl Reservation<'_> {
+    pub fn failed(mut self) {
+        let keys = std::mem::take(&mut self.keys);
+        self.throttle.decide(&keys, true);
+    }
+
+    /// A success from this address: the account's count and this block's count on it are
+    /// cleared (not the block's own: one good login must not reset a spray from it), and the
+    /// block is remembered as known-good for the account and for `canonical`, the name the
+    /// directory answered with.
+    pub fn succeeded(mut self, canonical: &str) {
+        let keys = std::mem::take(&mut self.keys);
+        if keys.is_empty() {
+            return; // a trusted network: nothing counted, nothing to clear or remember
+        }
+        self.throttle.decide(&keys, false);
+        let mut names = vec![self.account.clone(), fold(canonical)];
+        names.dedup();
+        self.throttle.clear(&names, self.block);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let keys = std::mem::take(&mut self.keys);
+        self.throttle.decide(&keys, false);
+    }
+}
+
+impl Throttle {
+    pub fn new(limits: Limits, clock: Arc<dyn Clock>, locks: IntCounterVec) -> Self {
+        Throttle {
+            limits,
+            clock,
+            locks,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The state, even if a thread panicked holding the lock: every update leaves it usable.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn trusted(&self, ip: IpAddr) -> bool {
+        self.limits.trusted.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The keys an attempt counts against; none for a trusted address.
+    fn keys(&self, account: &str, ip: Option<IpAddr>) -> Option<(String, Option<Block>, Vec<Key>)> {
+        if ip.is_some_and(|ip| self.trusted(ip)) {
+            return None;
+        }
+        let account = fold(account);
+        let block = ip.map(Block::of);
+        let mut keys = vec![Key::Account(account.clone())];
+        if let Some(b) = block {
+            keys.push(Key::Pair(b, account.clone()));
+            keys.push(Key::Address(b));
+        }
+        Some((account, block, keys))
+    }
+
+    /// How long a key keeps refusing this caller, if it does: its count here (reservations
+    /// included) and across the daemons at the last sync, against the threshold that applies.
+    fn refusal(
+        &self,
+        s: &State,
+        key: &Key,
+        block: Option<Block>,
+        now: SystemTime,
+    ) -> Option<Duration> {
+        let limit = match (key, block) {
+            // Under attack from many addresses: known-good addresses keep their own budget
+            // (the pair key), everyone else is refused.
+            (Key::Account(a), Some(b)) => {
+                if s.known.contains(a, b, now) {
+                    return None;
+                }
+                self.limits.per_account_total
+            }
+            _ => self.limits.threshold(key),
+        };
+        let mut wait: Option<Duration> = None;
+        if let Some(e) = s.entries.get(key) {
+            let age = now.duration_since(e.start).unwrap_or_default();
+            if age < self.limits.window && e.total() >= limit {
+                wait = Some(self.limits.window - age);
+            }
+        }
+        if let Some((count, until)) = s.shared.get(key) {
+            if *count >= limit {
+                if let Ok(left) = until.duration_since(now) {
+                    wait = Some(wait.map_or(left, |w| w.max(left)));
+                }
+            }
+        }
+        wait
+    }
+
+    fn wait(
+        &self,
+        s: &State,
+        keys: &[Key],
+        block: Option<Block>,
+        now: SystemTime,
+    ) -> Result<(), Duration> {
+        let wait = keys
+            .iter()
+            .filter_map(|k| self.refusal(s, k, block, now))
+            .max();
+        wait.map_or(Ok(()), |w| Err(w.max(Duration::from_secs(1))))
+    }
+
+    /// `Err(retry_after)` while this caller may not try this account, without reserving.
+    pub fn check(&self, account: &str, ip: Option<IpAddr>) -> Result<(), Duration> {
+        let Some((_, block, keys)) = self.keys(account, ip) else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        self.wait(&self.state(), &keys, block, now)
+    }
+
+    /// Checks and, in the same critical section, reserves the attempt.
+    pub fn reserve(&self, account: &str, ip: Option<IpAddr>) -> Result<Reservation<'_>, Duration> {
+        let Some((account, block, keys)) = self.keys(account, ip) else {
+            return Ok(Reservation {
+                throttle: self,
+                account: String::new(),
+                block: None,
+                keys: Vec::new(),
+            });
+        };
+        let now = self.clock.now();
+        let mut s = self.state();
+        self.wait(&s, &keys, block, now)?;
+        for key in &keys {
+            let e = self.entry(&mut s, key, now);
+            e.pending = e.pending.saturating_add(1);
+        }
+        Ok(Reservation {
+            throttle: self,
+            account,
+            block,
+            keys,
+        })
+    }
+
+    /// A key's entry in its current window, made room for under [`MAX_KEYS`].
+    fn entry<'s>(&self, s: &'s mut State, key: &Key, now: SystemTime) -> &'s mut Entry {
+        if !s.entries.contains_key(key) && s.entries.len() >= MAX_KEYS {
+            let window = self.limits.window;
+            s.entries.retain(|_, e| {
+                e.pending > 0 || now.duration_since(e.start).unwrap_or_default() < window
+            });
+            evict_oldest(&mut s.entries, MAX_KEYS, |e| e.last);
+        }
+        let window = self.limits.window;
+        let e = s.entries.entry(key.clone()).or_insert(Entry {
+            start: now,
+            failures: 0,
+            pending: 0,
+            unreported: 0,
+            last: now,
+        });
+        if now.duration_since(e.start).unwrap_or_default() >= window {
+            e.start = now;
+            e.failures = 0;
+            e.unreported = 0;
+        }
+        e
+    }
+
+    /// Ends reservations: as failures, or released.
+    fn decide(&self, keys: &[Key], failed: bool) {
+        if keys.is_empty() {
+            return;
+        }
+        let now = self.clock.now();
+        let mut s = self.state();
+        for key in keys {
+            let Some(e) = s.entries.get_mut(key) else {
+                continue; // evicted meanwhile
+            };
+            e.pending = e.pending.saturating_sub(1);
+            if !failed {
+                continue;
+            }
+            e.failures = e.failures.saturating_add(1);
+            e.unreported = e.unreported.saturating_add(1);
+            e.last = now;
+            let limit = match key {
+                Key::Account(_) => self.limits.per_account_total,
+                _ => self.limits.threshold(key),
+            };
+            if e.failures == limit {
+                self.lock_event(key, limit, "limit reached on this daemon");
+            }
+        }
+    }
+
+    /// Logs and counts a lock (the name and address in the log, never in a label).
+    fn lock_event(&self, key: &Key, limit: u32, reason: &str) {
+        let kind = key.kind();
+        self.locks.with_label_values(&[kind.as_str()]).inc();
+        let what = match key {
+            Key::Address(_) => "address block locked for every account",
+            Key::Pair(..) => "address block locked for this account",
+            Key::Account(_) => "account under attack: only its known-good addresses may try",
+        };
+        tracing::warn!(
+            target: "postern::throttle",
+            kind = kind.as_str(),
+            account = key.account().map(|a| a.escape_debug().to_string()),
+            block = key.block().map(tracing::field::display),
+            failures = limit,
+            window_s = self.limits.window.as_secs(),
+            reason,
+            "{what}"
+        );
+    }
+
+    /// An immediate failure (no reservation): tests, and callers that never hash.
+    pub fn failed(&self, account: &str, ip: Option<IpAddr>) {
+        if let Some((_, _, keys)) = self.keys(account, ip) {
+            let now = self.clock.now();
+            {
+                let mut s = self.state();
+                for key in &keys {
+                    let e = self.entry(&mut s, key, now);
+                    e.pending = e.pending.saturating_add(1);
+                }
+            }
+            self.decide(&keys, true);
+        }
+    }
+
+    /// A success without a reservation (see [`Reservation::succeeded`]).
+    pub fn succeeded(&self, account: &str, ip: Option<IpAddr>) {
+        if ip.is_some_and(|ip| self.trusted(ip)) {
+            return;
+        }
+        self.clear(&[fold(account)], ip.map(Block::of));
+    }
+
+    fn clear(&self, accounts: &[String], block: Option<Block>) {
+        let now = self.clock.now();
+        let mut s = self.state();
+        for a in accounts {
+            let mut keys = vec![Key::Account(a.clone())];
+            if let Some(b) = block {
+                keys.push(Key::Pair(b, a.clone()));
+                s.known.insert(a.clone(), b, now);
+            }
+            for key in keys {
+                let had_local = match s.entries.get_mut(&key) {
+                    // Reservations in flight stay counted until they are decided.
+                    Some(e) => {
+                        let had = e.failures > 0;
+                        e.failures = 0;
+                        e.unreported = 0;
+                        had
+                    }
+                    None => false,
+                };
+                let had_shared = s.shared.remove(&key).is_some();
+                if had_local || had_shared {
+                    s.cleared.push(key);
+                }
+            }
+        }
+    }
+
+    /// Accounts with a lock in force (for some address or all) and address blocks locked,
+    /// here or across the daemons at the last sync (a gauge).
+    pub fn locked(&self) -> (usize, usize) {
+        let now = self.clock.now();
+        let s = self.state();
+        let mut accounts = std::collections::HashSet::new();
+        let mut addresses = std::collections::HashSet::new();
+        let local = s.entries.iter().filter_map(|(k, e)| {
+            let age = now.duration_since(e.start).unwrap_or_default();
+            (age < self.limits.window).then_some((k, e.failures))
+        });
+        let shared = s
+            .shared
+            .iter()
+            .filter(|(_, (_, until))| *until > now)
+            .map(|(k, (n, _))| (k, *n));
+        for (k, n) in local.chain(shared) {
+            if n < self.limits.threshold(k) {
+                continue;
+            }
+            match k {
+                Key::Address(b) => {
+                    addresses.insert(*b);
+                }
+                Key::Account(a) | Key::Pair(_, a) => {
+                    accounts.insert(a.clone());
+                }
+            }
+        }
+        (accounts.len(), addresses.len())
+    }
+
+    /// The window in whole seconds, as the store counts it.
+    fn window_secs(&self) -> i64 {
+        i64::try_from(self.limits.window.as_secs().max(1)).unwrap_or(i64::MAX)
+    }
+
+    /// Deletes the store's failures whose window has ended (any daemon may do it).
+    pub async fn purge(&self, store: &Store) -> Result<u64, StoreError> {
+        store
+            .purge_login_failures(self.clock.unix(), self.window_secs())
+            .await
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.state().entries.len()
+    }
+}
+
+/// The rows of the store over a threshold, as keys with their count and window end.
+fn shared_from(rows: Vec<FailureRow>) -> HashMap<Key, (u32, SystemTime)> {
+    rows.into_iter()
+        .filter_map(|r| {
+            let until =
+                SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(r.until).unwrap_or(0));
+            let n = u32::try_from(r.failures).unwrap_or(u32::MAX);
+            Key::from_stored(&r.key).map(|k| (k, (n, until)))
+        })
+        .collect()
+}
