@@ -357,7 +357,10 @@ impl Engine {
         if let Some(expires) = &cred.expires_at {
             match super::clock::parse_rfc3339(expires) {
                 Ok(t) if t > self.clock.unix() => {}
-                _ => return Err(LoginError::InvalidCredentials),
+                _ => {
+                    tracing::info!(credential = %cred.id, account = %cred.account, "credential refused: expired");
+                    return Err(LoginError::InvalidCredentials);
+                }
             }
         }
         if !cred.allowed_ips.is_empty() {
@@ -367,6 +370,8 @@ impl Engine {
                     .any(|net| parse_network(net).is_some_and(|n| n.contains(&ip)))
             });
             if !allowed {
+                // The address is the client's own: said in the log, never in a metric label.
+                tracing::info!(credential = %cred.id, account = %cred.account, client = ?ip, "credential refused: used from outside its allowedIps");
                 return Err(LoginError::InvalidCredentials);
             }
         }
