@@ -19,6 +19,7 @@ pub struct Metrics {
     pub connections_active: IntGaugeVec,
     pub hash_queue: IntGauge,
     pub hash_batched: IntCounter,
+    pub hash_rejected: IntCounterVec,
     pub throttle_locked: IntGaugeVec,
     pub throttle_locks: IntCounterVec,
     pub store_generation: IntGauge,
@@ -181,6 +182,14 @@ impl Metrics {
                     "Password verifications computed together with others (SHA-512-crypt).",
                 )?,
             )?,
+            hash_rejected: counter(
+                &r,
+                "postern_password_hash_rejected_total",
+                "Password verifications not run: refused by a bound of the hash queue \
+                 (queue-full, per-address) or dropped unrun as their caller had gone \
+                 (caller-gone).",
+                &["reason"],
+            )?,
             throttle_locked: throttle_locked(&r)?,
             throttle_locks: throttle_locks(&r)?,
             store_generation: gauge(
@@ -240,6 +249,7 @@ mod tests {
         m.auth("http", "password", "internal", Outcome::Success, 0.01);
         m.sessions_issued.with_label_values(&["password"]).inc();
         m.hash_verifications.with_label_values(&["argon2"]).inc();
+        m.hash_rejected.with_label_values(&["queue-full"]).inc();
         m.connections_active.with_label_values(&["http"]).inc();
         m.directory_requests
             .with_label_values(&["internal", "found"])
@@ -259,6 +269,7 @@ mod tests {
             "postern_connections_active",
             "postern_build_info",
             "postern_password_hash_batched_total",
+            "postern_password_hash_rejected_total",
             "postern_throttle_locked",
         ] {
             assert!(text.contains(name), "{name} missing");

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use postern_directory::secret::Hasher;
+use postern_directory::secret::{Hasher, QueueLimits};
 use postern_directory::Directory;
 use postern_internal::{InternalDirectory, Store, StoreError};
 
@@ -56,7 +56,14 @@ pub fn hasher(config: &Config, metrics: Option<&Metrics>) -> Hasher {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
-    let hasher = Hasher::new(limit);
+    let bounds = QueueLimits {
+        total: match config.server.hash_queue_limit {
+            0 => QueueLimits::for_threads(limit).total,
+            n => n,
+        },
+        per_address: config.server.hash_queue_per_address,
+    };
+    let hasher = Hasher::with_limits(limit, bounds);
     match metrics {
         Some(m) => {
             let counter = m.hash_verifications.clone();

@@ -163,6 +163,15 @@ impl Engine {
         let batched = u64::try_from(self.hasher.batched()).unwrap_or(u64::MAX);
         m.hash_batched
             .inc_by(batched.saturating_sub(m.hash_batched.get()));
+        let refusals = self.hasher.refusals();
+        for (reason, n) in [
+            ("queue-full", refusals.queue_full),
+            ("per-address", refusals.per_address),
+            ("caller-gone", refusals.caller_gone),
+        ] {
+            let c = m.hash_rejected.with_label_values(&[reason]);
+            c.inc_by(u64::try_from(n).unwrap_or(u64::MAX).saturating_sub(c.get()));
+        }
         let (accounts, addresses) = self.throttle.locked();
         m.throttle_locked
             .with_label_values(&["account"])

@@ -166,3 +166,69 @@ async fn sessions_show_the_account_as_it_is_now() {
         .unwrap();
     assert!(engine.bearer(&token, None).await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_one_address_neither_delays_others_nor_guesses_past_the_limit() {
+    let (_dir, engine) = testkit::engine_with(|c| {
+        c.server.hash_concurrency = 1;
+        c.server.hash_queue_limit = 64;
+        c.server.hash_queue_per_address = 2;
+        c.authentication.max_failures_per_ip = 20;
+    })
+    .await;
+    let flooder: std::net::IpAddr = "198.51.100.66".parse().unwrap();
+    // 200 guesses sent at once from one address, each for a different account.
+    let flood: Vec<_> = (0..200)
+        .map(|i| {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let user = format!("nobody{i}");
+                let mut a = attempt(&user, "guess");
+                a.remote_ip = Some(flooder);
+                engine.login(a).await
+            })
+        })
+        .collect();
+    // What the flood may keep waiting or running is its address's share, so once most of it
+    // has been answered (refused at once) the queue holds no more than that.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while flood.iter().filter(|h| h.is_finished()).count() < 150 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flood was not answered"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        engine.hasher.queued() <= 2,
+        "queued: {}",
+        engine.hasher.queued()
+    );
+    // A real user from elsewhere waits behind that share at most.
+    let started = std::time::Instant::now();
+    let mut a = attempt("alice", PASSWORD);
+    a.remote_ip = Some("192.0.2.1".parse().unwrap());
+    let p = engine
+        .login(a)
+        .await
+        .expect("alice logs in during the flood");
+    assert_eq!(p.name, "alice");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let (mut wrong, mut unavailable) = (0, 0);
+    for h in flood {
+        match h.await.unwrap() {
+            Err(LoginError::InvalidCredentials) => wrong += 1,
+            Err(LoginError::Unavailable) => unavailable += 1,
+            Err(LoginError::RateLimited(_)) => {}
+            other => panic!("unexpected answer to the flood: {other:?}"),
+        }
+    }
+    // Counted from the moment they were admitted: no more guesses answered than the limit.
+    assert!(wrong <= 20, "{wrong} guesses answered");
+    assert!(unavailable >= 1, "a full share is a temporary failure");
+    let metrics = engine.render_metrics();
+    assert!(
+        metrics.contains(r#"postern_password_hash_rejected_total{reason="per-address"}"#),
+        "refusals counted"
+    );
+}

@@ -156,6 +156,14 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
             "server.hash-concurrency",
             old.server.hash_concurrency != new.server.hash_concurrency,
         ),
+        (
+            "server.hash-queue-limit",
+            old.server.hash_queue_limit != new.server.hash_queue_limit,
+        ),
+        (
+            "server.hash-queue-per-address",
+            old.server.hash_queue_per_address != new.server.hash_queue_per_address,
+        ),
         ("store", old.store != new.store),
         ("session", old.session != new.session),
         ("log", old.log != new.log),

@@ -71,6 +71,13 @@ pub struct ServerConfig {
     /// Password verifications running at once (0: one per CPU core).
     #[serde(default)]
     pub hash_concurrency: usize,
+    /// Password verifications waiting or running at once, in total (0: 256 per hashing
+    /// thread); a login beyond it is a temporary failure at once.
+    #[serde(default)]
+    pub hash_queue_limit: usize,
+    /// The same, for one client address (an IPv6 /64).
+    #[serde(default = "default_hash_per_address")]
+    pub hash_queue_per_address: usize,
     /// How long SIGTERM waits for requests in flight.
     #[serde(default = "default_drain", with = "humantime_serde")]
     pub shutdown_timeout: Duration,
@@ -87,6 +94,8 @@ impl Default for ServerConfig {
             state_dir: default_state_dir(),
             public_url: default_public_url(),
             hash_concurrency: 0,
+            hash_queue_limit: 0,
+            hash_queue_per_address: default_hash_per_address(),
             shutdown_timeout: default_drain(),
             trusted_proxies: Vec::new(),
         }
@@ -98,6 +107,9 @@ fn default_state_dir() -> PathBuf {
 }
 fn default_public_url() -> String {
     "http://127.0.0.1:8480".into()
+}
+fn default_hash_per_address() -> usize {
+    postern_directory::secret::QueueLimits::PER_ADDRESS
 }
 fn default_drain() -> Duration {
     Duration::from_secs(10)

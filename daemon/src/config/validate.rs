@@ -70,6 +70,13 @@ fn server(c: &Config, out: &mut Vec<ConfigProblem>) {
             );
         }
     }
+    if c.server.hash_queue_per_address == 0 {
+        problem(
+            out,
+            "server.hash-queue-per-address",
+            "must be at least 1 (the verifications one client address may have in progress)",
+        );
+    }
 }
 
 fn store(c: &Config, out: &mut Vec<ConfigProblem>) {

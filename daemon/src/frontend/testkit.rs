@@ -6,7 +6,7 @@ use std::sync::Arc;
 use postern_internal::input::Provision;
 
 use crate::auth::Engine;
-use crate::config::{load, Source};
+use crate::config::{load, Config, Source};
 use crate::runtime;
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -25,8 +25,14 @@ permissions = { mode = "merge", disabled = ["email-send", "pop3-authenticate"] }
 "#;
 
 pub async fn engine() -> (tempfile::TempDir, Arc<Engine>) {
+    engine_with(|_| {}).await
+}
+
+/// [`engine`], with `tune` applied to the embedded configuration first.
+pub async fn engine_with(tune: impl FnOnce(&mut Config)) -> (tempfile::TempDir, Arc<Engine>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = load(&Source::Embedded).expect("embedded config");
+    tune(&mut config);
     config.server.state_dir = dir.path().to_path_buf();
     config.store.url = String::new();
     config.store.url_file = None;

@@ -57,17 +57,18 @@ impl InternalDirectory {
         let Some(password) = request.credential.as_password() else {
             return Ok(Checked::UnknownUser);
         };
+        let client = request.remote_ip;
         let Some(stored) = self
             .store
             .account(request.username)
             .await
             .map_err(unavailable)?
         else {
-            self.hasher.burn(password).await;
+            self.hasher.burn(client, password).await?;
             return Ok(Checked::UnknownUser);
         };
         if stored.account.kind == AccountType::Group {
-            self.hasher.burn(password).await;
+            self.hasher.burn(client, password).await?;
             return Ok(Checked::Rejected(RejectReason::NotLoginable));
         }
         let external = stored.origin != Origin::Internal;
@@ -75,7 +76,7 @@ impl InternalDirectory {
         match &stored.secret {
             Some(hash) => match self
                 .hasher
-                .check(hash.expose().to_string(), password)
+                .check(client, hash.expose().to_string(), password)
                 .await?
             {
                 Verdict::Match => {
@@ -90,7 +91,7 @@ impl InternalDirectory {
             // Accounts recorded from an external directory have no password here; only their
             // app passwords are ours to check.
             None if external => {}
-            None => self.hasher.burn(password).await,
+            None => self.hasher.burn(client, password).await?,
         }
         let hash = crate::token_hash(password);
         if let Some(cred) = self

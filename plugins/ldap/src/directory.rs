@@ -1,5 +1,6 @@
 //! [`LdapDirectory`]: the `Directory` implementation.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -172,12 +173,13 @@ impl LdapDirectory {
     async fn check_stored(
         &self,
         entry: &Entry,
+        client: Option<IpAddr>,
         password: &str,
     ) -> Result<Option<RejectReason>, DirectoryError> {
         let stored = entry.raw_values(&self.config.attributes.secret);
         if stored.is_empty() {
             tracing::error!(directory = %self.name, dn = %entry.dn, attribute = %self.config.attributes.secret, "no readable stored secret (check the service account's read access)");
-            self.hasher.burn(password).await;
+            self.hasher.burn(client, password).await?;
             return Ok(Some(RejectReason::UnverifiableSecret));
         }
         let mut wrong = false;
@@ -186,7 +188,11 @@ impl LdapDirectory {
                 secret::with_default_scheme(&value, self.config.default_scheme.as_deref())
                     .into_owned(),
             );
-            match self.hasher.check(candidate.to_string(), password).await? {
+            match self
+                .hasher
+                .check(client, candidate.to_string(), password)
+                .await?
+            {
                 Verdict::Match => return Ok(None),
                 Verdict::Mismatch => wrong = true,
                 Verdict::Unverifiable(e) => {
@@ -222,14 +228,15 @@ impl Directory for LdapDirectory {
             return Ok(Outcome::UnknownUser);
         }
         let lookup = self.config.auth_method == LdapAuthMethod::Lookup;
+        let client = request.remote_ip;
         let Some(entry) = self.find_user(request.username).await? else {
             if lookup {
-                self.hasher.burn(password).await;
+                self.hasher.burn(client, password).await?;
             }
             return Ok(Outcome::UnknownUser);
         };
         let rejected = if lookup {
-            self.check_stored(&entry, password).await?
+            self.check_stored(&entry, client, password).await?
         } else {
             self.bind_as(&entry.dn, password).await?
         };

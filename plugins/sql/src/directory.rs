@@ -175,29 +175,32 @@ impl Directory for SqlDirectory {
         let Some(password) = request.credential.as_password() else {
             return Ok(Outcome::UnknownUser);
         };
+        let client = request.remote_ip;
         let account = match self.find(request.username).await {
             Ok(Some(a)) => a,
             Ok(None) => {
-                self.hasher.burn(password).await;
+                self.hasher.burn(client, password).await?;
                 return Ok(Outcome::UnknownUser);
             }
             Err(e) => {
                 if matches!(e, DirectoryError::InvalidData(_)) {
-                    self.hasher.burn(password).await;
+                    // Already an error: a refused burn changes nothing about the answer, and
+                    // the data problem is what the operator must see.
+                    let _ = self.hasher.burn(client, password).await;
                 }
                 return Err(e);
             }
         };
         if account.kind != PrincipalType::Individual {
-            self.hasher.burn(password).await;
+            self.hasher.burn(client, password).await?;
             return Ok(Outcome::Rejected(RejectReason::NotLoginable));
         }
         if !account.has_secret_column {
-            self.hasher.burn(password).await;
+            let _ = self.hasher.burn(client, password).await;
             return Err(invalid("query-login returned no column `secret`".into()));
         }
         let Some(stored) = account.secret.as_ref() else {
-            self.hasher.burn(password).await;
+            let _ = self.hasher.burn(client, password).await;
             return Err(invalid(format!(
                 "query-login: column secret is NULL for {:?}",
                 account.name
@@ -205,12 +208,13 @@ impl Directory for SqlDirectory {
         };
         if password.is_empty() {
             // Never verified: some schemes ({PLAIN} of an empty string) would accept it.
-            self.hasher.burn(password).await;
+            self.hasher.burn(client, password).await?;
             return Ok(Outcome::Rejected(RejectReason::WrongSecret));
         }
         match self
             .hasher
             .check(
+                client,
                 secret::with_default_scheme(stored.as_str(), self.default_scheme.as_deref())
                     .into_owned(),
                 password,

@@ -135,6 +135,7 @@ fn check_config_reports_every_error() {
         r#"
 [server]
 public-url = "ftp://nope"
+hash-queue-per-address = 0
 
 [[listener]]
 protocol = "http"
@@ -156,6 +157,7 @@ failure-window = "0s"
     assert_eq!(out.status.code(), Some(1));
     for key in [
         "server.public-url",
+        "server.hash-queue-per-address",
         "listener[0].bind",
         "authentication.directories[1]",
         "authentication.max-failures-per-ip",

@@ -31,8 +31,9 @@ use requests::{Conn, Flow};
 /// `failure-delay`).
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Requests open at once on one connection (waiting for the client or being verified);
-    /// more are refused with a temporary `FAIL`.
+    /// Requests open at once on one connection (waiting for the client or being verified,
+    /// cancelled ones too until their verification ends); more are refused with a temporary
+    /// `FAIL`.
     pub max_in_flight: usize,
     /// A request waiting for the client's `CONT` longer than this is forgotten (Dovecot: 150 s);
     /// a later `CONT` is answered "timed out".

@@ -1,7 +1,7 @@
 //! One connection's request table: AUTH / CONT / CANCEL handling, verification tasks, and the
 //! answers to their results.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -53,6 +53,10 @@ pub(super) struct Conn {
     out: mpsc::Sender<String>,
     done_tx: mpsc::UnboundedSender<Done>,
     pending: HashMap<u32, Pending>,
+    /// Serials of requests cancelled while being verified: their tasks still run (the hash
+    /// cannot be stopped), so each keeps its place under `max_in_flight` until its result
+    /// comes back. Otherwise `AUTH` + `CANCEL` repeated would queue hash work without bound.
+    cancelled: HashSet<u64>,
     state: ClientState,
     serial: u64,
 }
@@ -68,6 +72,7 @@ impl Conn {
             out,
             done_tx,
             pending: HashMap::new(),
+            cancelled: HashSet::new(),
             state: ClientState::new(),
             serial: 0,
         }
@@ -115,8 +120,11 @@ impl Conn {
             Ok(ClientLine::Auth(req)) => self.auth(req).await,
             Ok(ClientLine::Cont { id, data }) => self.cont(id, &data).await,
             Ok(ClientLine::Cancel { id }) => {
-                // Forgotten at once: a verification still running is answered to nobody.
-                self.pending.remove(&id);
+                // Forgotten at once (its id free again, its answer sent to nobody), but a
+                // verification still running keeps its slot until it ends.
+                if let Some(Pending::Verifying { ctx, .. }) = self.pending.remove(&id) {
+                    self.cancelled.insert(ctx.serial);
+                }
                 Ok(())
             }
             Err(e) => match (e.disposition(), e.fail_reply()) {
@@ -162,7 +170,7 @@ impl Conn {
             tracing::warn!(mechanism = %req.mechanism.escape_debug(), "dovecot-auth client asked for a mechanism not offered; disconnecting");
             return Err("unsupported mechanism");
         };
-        if self.pending.len() >= self.server.limits.max_in_flight {
+        if self.pending.len() + self.cancelled.len() >= self.server.limits.max_in_flight {
             let reason = "Too many authentication requests in progress";
             return self
                 .send(dovecot::fail(
@@ -339,6 +347,9 @@ impl Conn {
     }
 
     pub(super) async fn finished(&mut self, done: Done) -> Flow {
+        if self.cancelled.remove(&done.serial) {
+            return Flow::Continue;
+        }
         let session = match self.pending.remove(&done.id) {
             Some(Pending::Verifying { session, ctx }) if ctx.serial == done.serial => {
                 (session, ctx)

@@ -519,3 +519,43 @@ async fn unknown_services_fail_closed() {
     .await;
     assert_eq!(c.line().await.unwrap(), "OK\t1\tuser=alice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_requests_keep_their_slots_until_verified() {
+    let (_dir, engine) = testkit::engine().await;
+    // The failure delay keeps each wrong guess's task alive for a while after its hash.
+    let limits = Limits {
+        max_in_flight: 4,
+        request_timeout: Duration::from_secs(30),
+        failure_delay: Duration::from_secs(1),
+    };
+    let (mut c, _) = Client::start(&engine, settings(), limits).await;
+    // AUTH with credentials, CANCEL at once, the id reused: a flood of hash work that
+    // nobody waits for, unless the cancelled requests still count.
+    let guess = plain("alice", "wrong");
+    let mut flood = String::new();
+    for _ in 0..4 {
+        flood.push_str(&format!(
+            "AUTH\t1\tPLAIN\tservice=smtp\tsecured\tresp={guess}\nCANCEL\t1\n"
+        ));
+    }
+    c.send(&flood).await;
+    c.send(&format!(
+        "AUTH\t1\tPLAIN\tservice=smtp\tsecured\tresp={}\n",
+        plain("alice", PASSWORD)
+    ))
+    .await;
+    let line = c.line().await.unwrap();
+    assert!(
+        line.starts_with("FAIL\t1\tcode=temp_fail\ttemp\treason=Too many"),
+        "{line}"
+    );
+    // Once they have ended, the slots are free; the cancelled ones are answered to nobody.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    c.send(&format!(
+        "AUTH\t2\tPLAIN\tservice=smtp\tsecured\tresp={}\n",
+        plain("alice", PASSWORD)
+    ))
+    .await;
+    assert_eq!(c.line().await.unwrap(), "OK\t2\tuser=alice");
+}

@@ -13,6 +13,7 @@
 //! a garbled or hostile directory entry cannot make the daemon allocate gigabytes or spin for
 //! minutes.
 
+mod admission;
 mod codec;
 mod crypt;
 mod dovecot;
@@ -30,6 +31,7 @@ mod vectors;
 use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::Argon2;
 
+pub use admission::{QueueLimits, Refusal, Refusals};
 use codec::DigestAlgo;
 pub use pool::{Hasher, Observer, Verdict};
 
@@ -59,6 +61,9 @@ pub enum SecretError {
     /// The blocking task panicked or the runtime is shutting down: a temporary failure.
     #[error("password verification task failed")]
     TaskFailed,
+    /// The queue's bounds refused the work ([`QueueLimits`]): a temporary failure.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
 }
 
 /// A recognised stored-hash scheme (the algorithm, whatever wrapper it came in: `{CRYPT}$6$…`

@@ -1,5 +1,6 @@
 //! [`Hasher`]: password work off the async runtime, with a bound on how much runs at once.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -8,8 +9,9 @@ use zeroize::Zeroizing;
 
 use crate::DirectoryError;
 
+use super::admission::{Admission, Bound, QueueLimits, Refusals};
 use super::multibuffer;
-use super::queue::{work_loop, Closer, CryptJob, Job, Pending, Queue, Task};
+use super::queue::{work_loop, Closer, CryptJob, Job, Queue, Task};
 use super::{dummy_hash, hash_password, identify, verify, Scheme, SecretError};
 
 /// What [`Hasher::check`] found.
@@ -38,6 +40,10 @@ pub type Observer = Arc<dyn Fn(&'static str) + Send + Sync>;
 ///
 /// Each directory holds its own [`Hasher::scoped`] clone (same threads and queue), which
 /// remembers the last stored hash it verified as the decoy for [`Hasher::burn`].
+///
+/// The queue is bounded ([`QueueLimits`]: in total and per client address): a login's work
+/// beyond either bound is refused at once, a temporary failure. A job whose caller has gone
+/// (client disconnected, request cancelled) before a thread takes it is dropped unrun.
 #[derive(Clone)]
 pub struct Hasher {
     queue: Arc<Queue>,
@@ -45,7 +51,7 @@ pub struct Hasher {
     _closer: Arc<Closer>,
     workers: usize,
     observer: Option<Observer>,
-    pending: Arc<AtomicUsize>,
+    admission: Arc<Admission>,
     batched: Arc<AtomicUsize>,
     /// What [`Hasher::burn`] verifies against: the last stored hash this directory checked,
     /// so that "no such user" costs what its real hashes cost.
@@ -53,7 +59,13 @@ pub struct Hasher {
 }
 
 impl Hasher {
+    /// `limit` threads, and the default [`QueueLimits`] for them.
     pub fn new(limit: usize) -> Self {
+        Self::with_limits(limit, QueueLimits::for_threads(limit))
+    }
+
+    /// `limit` threads, and at most `bounds` work waiting or running.
+    pub fn with_limits(limit: usize, bounds: QueueLimits) -> Self {
         let queue = Arc::new(Queue::default());
         let batched = Arc::new(AtomicUsize::new(0));
         let workers = (0..limit.max(1))
@@ -70,7 +82,7 @@ impl Hasher {
             queue,
             workers,
             observer: None,
-            pending: Arc::new(AtomicUsize::new(0)),
+            admission: Arc::new(Admission::new(bounds)),
             batched,
             decoy: Arc::default(),
         }
@@ -93,7 +105,12 @@ impl Hasher {
 
     /// Verifications and hashes waiting for a slot or running now (a gauge for metrics).
     pub fn queued(&self) -> usize {
-        self.pending.load(Ordering::Relaxed)
+        self.admission.total()
+    }
+
+    /// Work refused by the bounds, and dropped because its caller had gone, so far.
+    pub fn refusals(&self) -> Refusals {
+        self.admission.refusals()
     }
 
     /// Verifications computed together with others so far (see [`Hasher`]).
@@ -101,52 +118,68 @@ impl Hasher {
         self.batched.load(Ordering::Relaxed)
     }
 
-    /// [`verify`] on the blocking pool. A stored value with no known scheme fails at once,
-    /// without taking a slot.
+    /// [`verify`] on the hashing threads, for an operator's work (provisioning): counted in
+    /// the queue, never refused by its bounds. A stored value with no known scheme fails at
+    /// once, without taking a slot.
     pub async fn verify(
         &self,
         stored: String,
         password: Zeroizing<Vec<u8>>,
     ) -> Result<bool, SecretError> {
-        self.verify_scheme(stored, password).await.map(|(ok, _)| ok)
+        self.verify_scheme(Bound::Exempt, stored, password)
+            .await
+            .map(|(ok, _)| ok)
     }
 
-    /// [`Hasher::verify`], with the scheme of the stored value.
+    /// [`Hasher::verify`] under `bound`, with the scheme of the stored value.
     async fn verify_scheme(
         &self,
+        bound: Bound,
         stored: String,
         password: Zeroizing<Vec<u8>>,
     ) -> Result<(bool, Scheme), SecretError> {
         let scheme = identify(&stored)?;
         let batched = scheme == Scheme::Sha512Crypt && multibuffer::available();
         let result = if self.workers > 0 && batched {
-            self.run_crypt(stored, password).await
+            self.run_crypt(bound, stored, password).await
         } else {
-            self.run(move || verify(&stored, &password)).await
+            self.run_as(bound, move || verify(&stored, &password)).await
         };
-        if let Some(observer) = &self.observer {
+        // A refused verification was never computed: not counted as one.
+        if let (Some(observer), false) = (
+            &self.observer,
+            matches!(result, Err(SecretError::Refused(_))),
+        ) {
             observer(scheme.label());
         }
         result.map(|ok| (ok, scheme))
     }
 
-    /// [`Hasher::verify`] as a directory needs it: a verification that could not run is an
-    /// outage (`DirectoryError::Unavailable`), never a wrong password; a stored value that
-    /// cannot be verified comes back for the directory to log with its own context. A value
-    /// that could be verified becomes this directory's decoy for [`Hasher::burn`]: the value
-    /// itself (a hash, which the directory returned anyway), except a cleartext `{PLAIN}`
+    /// [`Hasher::verify`] as a directory needs it, for a login from `client` (the bounds of
+    /// [`QueueLimits`] apply): a verification that could not run, or that the bounds refused,
+    /// is an outage (`DirectoryError::Unavailable`), never a wrong password; a stored value
+    /// that cannot be verified comes back for the directory to log with its own context. A
+    /// value that could be verified becomes this directory's decoy for [`Hasher::burn`]: the
+    /// value itself (a hash, which the directory returned anyway), except a cleartext `{PLAIN}`
     /// password, which is not kept beyond its login (a fixed cleartext value costs the same).
-    pub async fn check(&self, stored: String, password: &str) -> Result<Verdict, DirectoryError> {
+    pub async fn check(
+        &self,
+        client: Option<IpAddr>,
+        stored: String,
+        password: &str,
+    ) -> Result<Verdict, DirectoryError> {
         let decoy = Zeroizing::new(stored.clone());
         let (matched, scheme) = match self
-            .verify_scheme(stored, Zeroizing::new(password.as_bytes().to_vec()))
+            .verify_scheme(
+                Bound::Client(client),
+                stored,
+                Zeroizing::new(password.as_bytes().to_vec()),
+            )
             .await
         {
             Ok(answer) => answer,
-            Err(SecretError::TaskFailed) => {
-                return Err(DirectoryError::Unavailable(
-                    "password verification failed".into(),
-                ))
+            Err(e @ (SecretError::TaskFailed | SecretError::Refused(_))) => {
+                return Err(unavailable(&e))
             }
             Err(e) => return Ok(Verdict::Unverifiable(e)),
         };
@@ -170,19 +203,27 @@ impl Hasher {
     /// cost matches the directory's real hashes (SHA-512-crypt with its rounds, bcrypt with its
     /// cost, …). Before the first real check, and for a directory that never verifies hashes
     /// itself, it is [`dummy_hash`], an argon2id of the parameters new hashes get.
-    pub async fn burn(&self, password: &str) {
+    ///
+    /// Refused by the bounds, it is the same temporary failure as a refused [`Hasher::check`]
+    /// (and as immediate), so a full queue tells nothing about which users exist.
+    pub async fn burn(&self, client: Option<IpAddr>, password: &str) -> Result<(), DirectoryError> {
         let decoy = self
             .decoy
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .map(|d| d.to_string());
-        let _ = self
-            .verify(
+        match self
+            .verify_scheme(
+                Bound::Client(client),
                 decoy.unwrap_or_else(|| dummy_hash().to_string()),
                 Zeroizing::new(password.as_bytes().to_vec()),
             )
-            .await;
+            .await
+        {
+            Err(e @ (SecretError::TaskFailed | SecretError::Refused(_))) => Err(unavailable(&e)),
+            _ => Ok(()),
+        }
     }
 
     /// [`hash_password`] on the blocking pool.
@@ -190,12 +231,22 @@ impl Hasher {
         self.run(move || hash_password(&password)).await
     }
 
+    /// Operator work on the threads: counted, never refused ([`Bound::Exempt`]).
     pub(super) async fn run<T, F>(&self, work: F) -> Result<T, SecretError>
     where
         T: Send + 'static,
         F: FnOnce() -> Result<T, SecretError> + Send + 'static,
     {
-        let pending = Pending::new(&self.pending);
+        self.run_as(Bound::Exempt, work).await
+    }
+
+    /// `work` on the threads if `bound` admits it; refused at once otherwise.
+    pub(super) async fn run_as<T, F>(&self, bound: Bound, work: F) -> Result<T, SecretError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, SecretError> + Send + 'static,
+    {
+        let pending = self.admission.admit(bound)?;
         if self.workers == 0 {
             // No thread could be started (resource limits): tokio's blocking pool still runs
             // the work rather than leave logins waiting forever.
@@ -210,6 +261,12 @@ impl Hasher {
         // `pending` travels with the job: a caller that gives up (client gone, timeout) leaves
         // the job counted until the computation really ends, as it leaves the thread busy.
         let job: Task = Box::new(move || {
+            // The caller gave up while the job waited: nobody wants the answer, so the work
+            // (the point of a flood of abandoned requests) is not done.
+            if reply.is_closed() {
+                pending.abandoned();
+                return;
+            }
             let result = work();
             // Uncounted before the caller can see the answer and read the gauge.
             drop(pending);
@@ -224,19 +281,26 @@ impl Hasher {
     /// A SHA-512-crypt verification through the batching queue.
     async fn run_crypt(
         &self,
+        bound: Bound,
         stored: String,
         password: Zeroizing<Vec<u8>>,
     ) -> Result<bool, SecretError> {
+        let pending = self.admission.admit(bound)?;
         let (reply, answer) = oneshot::channel();
         let job = CryptJob {
             stored,
             password,
             reply,
-            pending: Pending::new(&self.pending),
+            pending,
         };
         if !self.queue.push(Job::Crypt(job)) {
             return Err(SecretError::TaskFailed);
         }
         answer.await.map_err(|_| SecretError::TaskFailed)?
     }
+}
+
+/// A verification that did not run: an outage for the directory, with the reason.
+fn unavailable(e: &SecretError) -> DirectoryError {
+    DirectoryError::Unavailable(format!("password verification: {e}"))
 }

@@ -1,5 +1,6 @@
 //! The [`super::Hasher`]'s job queue and its threads' loop: tasks in arrival order, and
 //! SHA-512-crypt verifications in a queue of their own so that a thread can take several.
+//! What may enter the queue at all is [`super::admission`]'s business.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,6 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
+use super::admission::Pending;
 use super::multibuffer::LANES;
 use super::{verify_batch, SecretError};
 
@@ -73,10 +75,19 @@ impl Queue {
     }
 
     /// The oldest job, or [`LANES`] SHA-512-crypt verifications when that many wait; `None`
-    /// once the queue is closed and empty.
+    /// once the queue is closed and empty. SHA-512-crypt jobs whose caller has gone are dropped
+    /// here unrun (tasks check for themselves as they start: see `Hasher::run_as`), so that a
+    /// batch is made of live jobs only.
     fn take(&self) -> Option<Work> {
         let mut jobs = self.lock();
         loop {
+            jobs.crypt.retain(|(_, job)| {
+                let gone = job.reply.is_closed();
+                if gone {
+                    job.pending.abandoned();
+                }
+                !gone
+            });
             let task_first = match (jobs.tasks.front(), jobs.crypt.front()) {
                 (Some((t, _)), Some((c, _))) => t < c,
                 (Some(_), None) => true,
@@ -136,22 +147,5 @@ pub(super) fn work_loop(queue: Arc<Queue>, batched: Arc<AtomicUsize>) {
                 }
             }
         }));
-    }
-}
-
-/// Counts one job in [`super::Hasher::queued`] for as long as it lives. It travels into the blocking
-/// closure, so a job whose caller went away is still counted until the work really ends.
-pub(super) struct Pending(Arc<AtomicUsize>);
-
-impl Pending {
-    pub fn new(counter: &Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Pending(Arc::clone(counter))
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

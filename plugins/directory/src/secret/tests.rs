@@ -6,6 +6,7 @@ use argon2::password_hash::PasswordHash;
 use proptest::prelude::*;
 use zeroize::Zeroizing;
 
+use super::admission::Bound;
 use super::*;
 
 /// Limits small enough that fuzzed inputs which happen to parse finish at once.
@@ -442,28 +443,30 @@ async fn burn_costs_what_the_directorys_own_hashes_cost() {
     let last = || seen.lock().unwrap().pop();
 
     // Nothing verified yet: the argon2id dummy.
-    sql.burn("guess").await;
+    sql.burn(None, "guess").await.unwrap();
     assert_eq!(last(), Some("argon2"));
     // After a real SHA-512-crypt check (right or wrong), "no such user" costs the same.
-    let v = sql.check(format!("{{SHA512-CRYPT}}{body}"), "wrong").await;
+    let v = sql
+        .check(None, format!("{{SHA512-CRYPT}}{body}"), "wrong")
+        .await;
     assert_eq!(v.unwrap(), Verdict::Mismatch);
     assert_eq!(last(), Some("sha512-crypt"));
-    sql.burn("guess").await;
+    sql.burn(None, "guess").await.unwrap();
     assert_eq!(last(), Some("sha512-crypt"));
     // Another directory keeps its own decoy.
-    ldap.burn("guess").await;
+    ldap.burn(None, "guess").await.unwrap();
     assert_eq!(last(), Some("argon2"));
     // A value that cannot be verified is no decoy; the previous one stays.
-    let v = sql.check("{NOSUCH}x".into(), "guess").await.unwrap();
+    let v = sql.check(None, "{NOSUCH}x".into(), "guess").await.unwrap();
     assert!(matches!(v, Verdict::Unverifiable(_)));
-    sql.burn("guess").await;
+    sql.burn(None, "guess").await.unwrap();
     assert_eq!(last(), Some("sha512-crypt"));
     // A cleartext password is not kept: a fixed cleartext value stands in for it.
     let v = ldap
-        .check("{PLAIN}real-password".into(), "real-password")
+        .check(None, "{PLAIN}real-password".into(), "real-password")
         .await;
     assert_eq!(v.unwrap(), Verdict::Match);
-    ldap.burn("real-password").await;
+    ldap.burn(None, "real-password").await.unwrap();
     assert_eq!(last(), Some("plain"));
     let kept = ldap.decoy.lock().unwrap().as_ref().map(|d| d.to_string());
     assert_eq!(kept.as_deref(), Some("{PLAIN}postern-decoy"));
@@ -487,4 +490,196 @@ fn a_default_scheme_reads_only_untagged_values() {
     assert_eq!(with_default_scheme("secret", None), Cow::Borrowed("secret"));
     assert!(is_known_tag("PLAIN") && is_known_tag("CRYPT") && is_known_tag("SSHA"));
     assert!(!is_known_tag("FOO") && !is_known_tag("") && !is_known_tag("PL}AIN"));
+}
+
+/// Occupies the hasher's only thread until the returned sender is dropped or sent to.
+async fn block(hasher: &Hasher) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let (started, running) = tokio::sync::oneshot::channel();
+    let h = hasher.clone();
+    let task = tokio::spawn(async move {
+        h.run_as(Bound::Client(None), move || {
+            let _ = started.send(());
+            let _ = wait.recv();
+            Ok(())
+        })
+        .await
+        .unwrap();
+    });
+    running.await.unwrap();
+    (release, task)
+}
+
+async fn until_queued(hasher: &Hasher, n: usize) {
+    for _ in 0..1000 {
+        if hasher.queued() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("queue never reached {n} (at {})", hasher.queued());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_refuses_at_once_in_total_and_per_address() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let hasher = Hasher::with_limits(
+        1,
+        QueueLimits {
+            total: 4,
+            per_address: 2,
+        },
+    )
+    .with_observer(Arc::new(move |label| {
+        record.lock().unwrap().push(label);
+    }));
+    let (release, blocker) = block(&hasher).await;
+    let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
+    let queue = |client| {
+        let h = hasher.clone();
+        tokio::spawn(async move { h.check(client, "{PLAIN}pw".into(), "pw").await })
+    };
+    // 192.0.2.1 fills its share: two waiting.
+    let waiting = vec![queue(ip("192.0.2.1")), queue(ip("192.0.2.1"))];
+    until_queued(&hasher, 3).await;
+    // A third from it is refused at once, a temporary failure, never "wrong password"; so is
+    // its "no such user" work (burn).
+    let refused = tokio::time::timeout(
+        Duration::from_secs(5),
+        hasher.check(ip("192.0.2.1"), "{PLAIN}pw".into(), "pw"),
+    )
+    .await
+    .expect("refused without waiting");
+    assert!(
+        matches!(refused, Err(crate::DirectoryError::Unavailable(_))),
+        "{refused:?}"
+    );
+    let burned = hasher.burn(ip("192.0.2.1"), "pw").await;
+    assert!(matches!(burned, Err(crate::DirectoryError::Unavailable(_))));
+    let v6 = vec![queue(ip("2001:db8::1"))];
+    until_queued(&hasher, 4).await;
+    // The total (4) is reached: any address, or none, is refused.
+    for client in [ip("192.0.2.2"), None] {
+        let r = hasher.check(client, "{PLAIN}pw".into(), "pw").await;
+        assert!(
+            matches!(r, Err(crate::DirectoryError::Unavailable(_))),
+            "{r:?}"
+        );
+    }
+    let r = hasher
+        .run_as(Bound::Client(ip("192.0.2.3")), || Ok(()))
+        .await;
+    assert_eq!(r, Err(SecretError::Refused(Refusal::QueueFull)));
+    // Operator work is never refused (it waits its turn).
+    let exempt = {
+        let h = hasher.clone();
+        tokio::spawn(async move { h.run(|| Ok(())).await })
+    };
+    until_queued(&hasher, 5).await;
+    assert_eq!(
+        hasher.refusals(),
+        Refusals {
+            queue_full: 3,
+            per_address: 2,
+            caller_gone: 0
+        }
+    );
+    // Refused work was never verified: the observer (the verifications metric) saw none.
+    assert!(seen.lock().unwrap().is_empty());
+    drop(release);
+    blocker.await.unwrap();
+    for job in waiting.into_iter().chain(v6) {
+        assert_eq!(job.await.unwrap().unwrap(), Verdict::Match);
+    }
+    exempt.await.unwrap().unwrap();
+    assert_eq!(hasher.queued(), 0);
+    // Room again, for everyone.
+    let r = hasher
+        .check(ip("192.0.2.1"), "{PLAIN}pw".into(), "pw")
+        .await;
+    assert_eq!(r.unwrap(), Verdict::Match);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ipv6_client_is_bounded_by_its_64() {
+    let hasher = Hasher::with_limits(
+        1,
+        QueueLimits {
+            total: 100,
+            per_address: 1,
+        },
+    );
+    let (release, blocker) = block(&hasher).await;
+    let h = hasher.clone();
+    let first = tokio::spawn(async move {
+        h.check(
+            Some("2001:db8:1:2::1".parse().unwrap()),
+            "{PLAIN}pw".into(),
+            "pw",
+        )
+        .await
+    });
+    until_queued(&hasher, 2).await;
+    let same64 = hasher
+        .check(
+            Some("2001:db8:1:2:ffff::9".parse().unwrap()),
+            "{PLAIN}pw".into(),
+            "pw",
+        )
+        .await;
+    assert!(matches!(same64, Err(crate::DirectoryError::Unavailable(_))));
+    assert_eq!(hasher.refusals().per_address, 1);
+    drop(release);
+    blocker.await.unwrap();
+    assert_eq!(first.await.unwrap().unwrap(), Verdict::Match);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_caller_is_gone_is_never_run() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let hasher = Hasher::new(1).with_observer(Arc::new(move |label| {
+        record.lock().unwrap().push(label);
+    }));
+    let (release, blocker) = block(&hasher).await;
+    let ran = Arc::new(AtomicUsize::new(0));
+    let task = {
+        let (h, ran) = (hasher.clone(), Arc::clone(&ran));
+        tokio::spawn(async move {
+            h.run_as(Bound::Client(None), move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            })
+            .await
+        })
+    };
+    // SHA-512-crypt jobs take the batching queue: dropped there too.
+    let body = "$6$Gvdhm3.yB5B.XPjt$8hADQ2aqJ46k7/AoTqpN4L6V9qITCGhaGHa1y6u/4ZnPslTc3YcLpTTAcCs.GY4p1JfbFQEqGeIijefG0iXLO1";
+    let crypt = {
+        let h = hasher.clone();
+        tokio::spawn(async move { h.check(None, body.into(), "secret").await })
+    };
+    let argon = {
+        let h = hasher.clone();
+        tokio::spawn(async move { h.burn(None, "guess").await })
+    };
+    until_queued(&hasher, 4).await;
+    // The callers go (a client disconnected, a request cancelled) while the jobs wait.
+    task.abort();
+    crypt.abort();
+    argon.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    assert!(crypt.await.unwrap_err().is_cancelled());
+    assert!(argon.await.unwrap_err().is_cancelled());
+    drop(release);
+    blocker.await.unwrap();
+    until_queued(&hasher, 0).await;
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "an abandoned job ran");
+    assert_eq!(hasher.refusals().caller_gone, 3);
+    // Nothing was verified: the observer saw no scheme.
+    assert!(seen.lock().unwrap().is_empty());
+    // The thread is free for the next live job.
+    let r = hasher.check(None, "{PLAIN}pw".into(), "pw").await;
+    assert_eq!(r.unwrap(), Verdict::Match);
 }
