@@ -241,11 +241,12 @@ impl Engine {
                 Ok(p) => reservation.succeeded(&p.name),
                 Err(LoginError::InvalidCredentials) => reservation.failed(),
                 // Not the client's doing (an outage, a broken account): released.
-                Err(_) => drop(reservation),
+                Err(_) => reservation.release(),
             }
             return (result, name.to_string());
         }
         if outage {
+            reservation.release();
             return (Err(LoginError::Unavailable), none());
         }
         reservation.failed();

@@ -232,3 +232,22 @@ async fn a_flood_from_one_address_neither_delays_others_nor_guesses_past_the_lim
         "refusals counted"
     );
 }
+
+/// Finding 1 of the hardening issue: logins whose caller went away mid-check (500 closed
+/// sockets) counted as nothing. The engine's future dropped after its reservation counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_abandoned_mid_check_is_a_failure() {
+    let (_dir, engine) = testkit::engine().await;
+    for _ in 0..10 {
+        // Polled once (reserved, then waiting on the store), then dropped.
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_micros(1),
+            engine.login(attempt("alice", "wrong")),
+        )
+        .await;
+    }
+    assert!(matches!(
+        engine.login(attempt("alice", PASSWORD)).await,
+        Err(LoginError::RateLimited(_))
+    ));
+}

@@ -102,8 +102,10 @@ pub struct Throttle {
     state: Mutex<State>,
 }
 
-/// An attempt admitted by [`Throttle::reserve`]: a failure until told otherwise. Dropped
-/// undecided (the client went away, the directory could not answer), it is released.
+/// An attempt admitted by [`Throttle::reserve`]: a failure until told otherwise. Released
+/// ([`Reservation::release`]) when the answer was not the client's doing (an outage); dropped
+/// undecided, because the caller went away while its password was being checked, it stays a
+/// failure: sending credentials and hanging up must not be a free guess.
 pub struct Reservation<'a> {
     throttle: &'a Throttle,
     account: String,
@@ -133,10 +135,18 @@ impl Reservation<'_> {
     }
 }
 
+impl Reservation<'_> {
+    /// Not the client's doing (an outage, a broken account): the attempt is given back.
+    pub fn release(mut self) {
+        let keys = std::mem::take(&mut self.keys);
+        self.throttle.decide(&keys, false);
+    }
+}
+
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         let keys = std::mem::take(&mut self.keys);
-        self.throttle.decide(&keys, false);
+        self.throttle.decide(&keys, true);
     }
 }
 

@@ -138,8 +138,21 @@ fn reservations_are_counted_before_the_answer() {
         .collect();
     assert_eq!(held.len(), 20);
     // Released reservations (an outage) give their place back.
-    drop(held);
+    for r in held {
+        r.release();
+    }
     assert!(t.reserve("bob", ip("198.51.100.1")).is_ok());
+}
+
+/// Finding 1: a client that sends a password and hangs up before the answer used to cost
+/// nothing. A reservation dropped undecided stays a failure.
+#[test]
+fn an_attempt_abandoned_by_its_caller_counts_as_a_failure() {
+    let t = throttle(3, 1000, 60, clock());
+    for _ in 0..3 {
+        drop(t.reserve("carol", ip("192.0.2.9")).unwrap());
+    }
+    assert!(t.reserve("carol", ip("192.0.2.9")).is_err());
 }
 
 /// Finding 3: ten wrong passwords from one address locked the owner out everywhere.
