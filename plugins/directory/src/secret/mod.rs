@@ -16,6 +16,7 @@
 mod admission;
 mod codec;
 mod crypt;
+mod decoy;
 mod dovecot;
 mod ldap;
 mod multibuffer;

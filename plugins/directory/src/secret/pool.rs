@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 use crate::DirectoryError;
 
 use super::admission::{Admission, Bound, QueueLimits, Refusals};
+use super::decoy::Decoy;
 use super::multibuffer;
 use super::queue::{work_loop, Closer, CryptJob, Job, Queue, Task};
 use super::{dummy_hash, hash_password, identify, verify, Scheme, SecretError};
@@ -39,7 +40,8 @@ pub type Observer = Arc<dyn Fn(&'static str) + Send + Sync>;
 /// With fewer waiting it takes one, so a lone login never waits for company.
 ///
 /// Each directory holds its own [`Hasher::scoped`] clone (same threads and queue), which
-/// remembers the last stored hash it verified as the decoy for [`Hasher::burn`].
+/// remembers the most expensive stored hash it verified recently as the decoy for
+/// [`Hasher::burn`].
 ///
 /// The queue is bounded ([`QueueLimits`]: in total and per client address): a login's work
 /// beyond either bound is refused at once, a temporary failure. A job whose caller has gone
@@ -53,9 +55,9 @@ pub struct Hasher {
     observer: Option<Observer>,
     admission: Arc<Admission>,
     batched: Arc<AtomicUsize>,
-    /// What [`Hasher::burn`] verifies against: the last stored hash this directory checked,
-    /// so that "no such user" costs what its real hashes cost.
-    pub(super) decoy: Arc<Mutex<Option<Zeroizing<String>>>>,
+    /// What [`Hasher::burn`] verifies against: the most expensive stored hash this directory
+    /// checked recently, so that "no such user" costs what its dearest real hashes cost.
+    pub(super) decoy: Arc<Mutex<Option<Decoy>>>,
 }
 
 impl Hasher {
@@ -187,7 +189,14 @@ impl Hasher {
             Scheme::Plain => Zeroizing::new("{PLAIN}postern-decoy".to_string()),
             _ => decoy,
         };
-        *self.decoy.lock().unwrap_or_else(PoisonError::into_inner) = Some(decoy);
+        let candidate = Decoy::new(decoy, scheme);
+        let mut kept = self.decoy.lock().unwrap_or_else(PoisonError::into_inner);
+        // In a directory of mixed schemes, a cheap hash must not make unknown users cheap
+        // while dearer accounts exist: the dearest seen within `decoy::KEEP` stays.
+        if kept.as_ref().is_none_or(|d| d.yields_to(&candidate)) {
+            *kept = Some(candidate);
+        }
+        drop(kept);
         Ok(if matched {
             Verdict::Match
         } else {
@@ -199,9 +208,9 @@ impl Hasher {
     /// unknown user (or a group, or a broken entry) cannot be told from a wrong password by
     /// timing. Every directory answers its "no such user" through this.
     ///
-    /// It verifies against the directory's decoy: the last stored hash it checked, so that the
-    /// cost matches the directory's real hashes (SHA-512-crypt with its rounds, bcrypt with its
-    /// cost, …). Before the first real check, and for a directory that never verifies hashes
+    /// It verifies against the directory's decoy: the most expensive stored hash it checked
+    /// within the last hour (by scheme and parameters), so that the cost matches the directory's
+    /// dearest real hashes (SHA-512-crypt with its rounds, bcrypt with its cost, …). Before the first real check, and for a directory that never verifies hashes
     /// itself, it is [`dummy_hash`], an argon2id of the parameters new hashes get.
     ///
     /// Refused by the bounds, it is the same temporary failure as a refused [`Hasher::check`]
@@ -212,7 +221,7 @@ impl Hasher {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
-            .map(|d| d.to_string());
+            .map(|d| d.stored.to_string());
         match self
             .verify_scheme(
                 Bound::Client(client),

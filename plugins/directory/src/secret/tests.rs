@@ -468,8 +468,44 @@ async fn burn_costs_what_the_directorys_own_hashes_cost() {
     assert_eq!(v.unwrap(), Verdict::Match);
     ldap.burn(None, "real-password").await.unwrap();
     assert_eq!(last(), Some("plain"));
-    let kept = ldap.decoy.lock().unwrap().as_ref().map(|d| d.to_string());
+    let kept = ldap
+        .decoy
+        .lock()
+        .unwrap()
+        .as_ref()
+        .map(|d| d.stored.to_string());
     assert_eq!(kept.as_deref(), Some("{PLAIN}postern-decoy"));
+}
+
+/// Hardening finding 8: after a login to an `{SSHA}` account an unknown user cost 0.49 ms,
+/// an argon2 account 63 ms. The decoy is now the dearest hash seen, not the last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_directory_of_mixed_hashes_the_decoy_is_the_dearest() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let d = Hasher::new(1)
+        .with_observer(Arc::new(move |label| {
+            record.lock().unwrap().push(label);
+        }))
+        .scoped();
+    let last = || seen.lock().unwrap().pop();
+    d.check(None, dummy_hash().to_string(), "wrong")
+        .await
+        .unwrap();
+    d.check(
+        None,
+        "{SSHA}0LWnq5OC1wi7ig3PNCTzvMaDpSDL5Saa".into(),
+        "wrong",
+    )
+    .await
+    .unwrap();
+    assert_eq!(last(), Some("ssha"));
+    d.burn(None, "guess").await.unwrap();
+    assert_eq!(
+        last(),
+        Some("argon2"),
+        "the argon2 account's cost, not the last login's"
+    );
 }
 
 #[test]
