@@ -10,7 +10,10 @@
 //! ```
 //!
 //! Every answer must be `OK` for the run to exit 0 (a `FAIL` means the users or passwords
-//! differ between the servers being compared).
+//! differ between the servers being compared). For the soak test (`benches/soak.sh`):
+//! `--user-file` spreads the requests over several users, `--rip` names the client address the
+//! mail server would pass, and `--allow-temp` counts temporary failures (`FAIL … temp`, a
+//! directory outage) apart, as `temp=` at the end of the result line, instead of failing.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -26,10 +29,19 @@ struct Args {
     /// `host:port` or `unix:/path` of the dovecot-auth server.
     #[arg(long)]
     connect: String,
+    #[arg(long, required_unless_present = "user_file")]
+    user: Option<String>,
+    #[arg(long, required_unless_present = "user_file")]
+    password: Option<String>,
+    /// `name<TAB>password` lines; the requests go to each user in turn (instead of --user).
+    #[arg(long, conflicts_with_all = ["user", "password"])]
+    user_file: Option<std::path::PathBuf>,
+    /// `rip=` (the mail client's address) of each request: the daemon throttles per address.
     #[arg(long)]
-    user: String,
+    rip: Option<std::net::IpAddr>,
+    /// Count `FAIL … temp` answers as temporary failures (`temp=`), not failures.
     #[arg(long)]
-    password: String,
+    allow_temp: bool,
     /// `service=` of each request.
     #[arg(long, default_value = "smtp")]
     service: String,
@@ -52,6 +64,7 @@ struct Args {
 struct Tally {
     ok: u64,
     fail: u64,
+    temp: u64,
     latencies: Vec<Duration>,
 }
 
@@ -66,31 +79,62 @@ fn main() -> Result<()> {
     runtime.block_on(run(args))
 }
 
+/// The base64 `resp=` of each user's `AUTH PLAIN`.
+fn responses(args: &Args) -> Result<Vec<String>> {
+    let pairs = match (&args.user_file, &args.user, &args.password) {
+        (Some(path), _, _) => std::fs::read_to_string(path)
+            .with_context(|| format!("read {}", path.display()))?
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                l.split_once('\t')
+                    .map(|(u, p)| (u.to_owned(), p.to_owned()))
+                    .ok_or_else(|| anyhow!("{}: no TAB in {l:?}", path.display()))
+            })
+            .collect::<Result<Vec<_>>>()?,
+        (None, Some(user), Some(password)) => vec![(user.clone(), password.clone())],
+        _ => bail!("--user and --password, or --user-file, are required"),
+    };
+    if pairs.is_empty() {
+        bail!("the user file is empty");
+    }
+    Ok(pairs
+        .iter()
+        .map(|(u, p)| base64::engine::general_purpose::STANDARD.encode(format!("\0{u}\0{p}")))
+        .collect())
+}
+
 async fn run(args: Args) -> Result<()> {
-    let resp = base64::engine::general_purpose::STANDARD
-        .encode(format!("\0{}\0{}", args.user, args.password));
+    let resps = responses(&args)?;
+    let extra = match args.rip {
+        Some(ip) => format!("\trip={ip}"),
+        None => String::new(),
+    };
     let until = Instant::now() + Duration::from_secs_f64(args.duration);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..args.connections {
-        let (connect, service, resp, n) = (
+    for index in 0..args.connections {
+        // Each connection starts at another user, so that they do not move in step.
+        let mut resp = resps.clone();
+        resp.rotate_left(index % resps.len());
+        let (connect, service, n, allow_temp) = (
             args.connect.clone(),
-            args.service.clone(),
-            resp.clone(),
+            format!("{}{extra}", args.service),
             args.in_flight,
+            args.allow_temp,
         );
         tasks.push(tokio::spawn(async move {
             if let Some(path) = connect.strip_prefix("unix:") {
                 let stream = tokio::net::UnixStream::connect(path)
                     .await
                     .with_context(|| format!("connect {connect}"))?;
-                connection(stream, &service, &resp, n, until).await
+                connection(stream, &service, &resp, n, until, allow_temp).await
             } else {
                 let stream = tokio::net::TcpStream::connect(&connect)
                     .await
                     .with_context(|| format!("connect {connect}"))?;
                 stream.set_nodelay(true)?;
-                connection(stream, &service, &resp, n, until).await
+                connection(stream, &service, &resp, n, until, allow_temp).await
             }
         }));
     }
@@ -103,12 +147,13 @@ async fn run(args: Args) -> Result<()> {
         let tally = task.await.map_err(|e| anyhow!("connection task: {e}"))??;
         total.ok += tally.ok;
         total.fail += tally.fail;
+        total.temp += tally.temp;
         total.latencies.extend(tally.latencies);
     }
     let elapsed = started.elapsed().as_secs_f64();
     total.latencies.sort();
     let pct = |p: f64| percentile(&total.latencies, p);
-    let done = total.ok + total.fail;
+    let done = total.ok + total.fail + total.temp;
     let probed = match probe {
         Some(task) => {
             let mut l = task.await.map_err(|e| anyhow!("probe task: {e}"))??;
@@ -122,8 +167,13 @@ async fn run(args: Args) -> Result<()> {
         }
         None => String::new(),
     };
+    let temp = if args.allow_temp {
+        format!(" temp={}", total.temp)
+    } else {
+        String::new()
+    };
     println!(
-        "connections={} in_flight={} requests={} ok={} fail={} seconds={:.2} req_per_s={:.1} p50_ms={:.2} p99_ms={:.2}{probed}",
+        "connections={} in_flight={} requests={} ok={} fail={} seconds={:.2} req_per_s={:.1} p50_ms={:.2} p99_ms={:.2}{probed}{temp}",
         args.connections,
         args.in_flight,
         done,
@@ -201,9 +251,10 @@ async fn probe_healthz(addr: String, until: Instant) -> Result<Vec<Duration>> {
 async fn connection<S>(
     stream: S,
     service: &str,
-    resp: &str,
+    resps: &[String],
     n: usize,
     until: Instant,
+    allow_temp: bool,
 ) -> Result<Tally>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -225,9 +276,11 @@ where
     let mut open: HashMap<u32, Instant> = HashMap::new();
     let mut next_id: u32 = 1;
     let mut batch = String::new();
+    let mut users = resps.iter().cycle();
     loop {
         batch.clear();
         while open.len() < n && Instant::now() < until {
+            let resp = users.next().ok_or_else(|| anyhow!("no user to log in"))?;
             batch.push_str(&format!(
                 "AUTH\t{next_id}\tPLAIN\tservice={service}\tsecured\tresp={resp}\n"
             ));
@@ -255,6 +308,7 @@ where
         tally.latencies.push(sent.elapsed());
         match verb {
             "OK" => tally.ok += 1,
+            "FAIL" if allow_temp && line.split('\t').any(|f| f == "temp") => tally.temp += 1,
             "FAIL" => tally.fail += 1,
             _ => bail!("unexpected answer: {line:?}"),
         }
