@@ -77,7 +77,7 @@ pub(crate) async fn list(
     q: &ListQuery,
 ) -> Result<Vec<BodyRow>, StoreError> {
     let sql = format!(
-        "SELECT {k}, body, version FROM {n} WHERE {k} > $1 AND SUBSTR({k}, 1, $2) = $3
+        "SELECT {k}, body, version FROM {n} WHERE {k} > $1 AND SUBSTR({k}, 1, CAST($2 AS INTEGER)) = $3
          ORDER BY {k} LIMIT $4",
         k = t.key,
         n = t.name
