@@ -256,6 +256,21 @@ impl Throttle {
         wait.map_or(Ok(()), |w| Err(w.max(Duration::from_secs(1))))
     }
 
+    /// Failures from `ip`'s address block in the current window (none for a trusted network):
+    /// what a mail front-end's growing failure delay is computed from.
+    pub fn failures_from(&self, ip: IpAddr) -> u32 {
+        if self.trusted(ip) {
+            return 0;
+        }
+        let now = self.clock.now();
+        let window = self.limits.window;
+        self.state()
+            .entries
+            .get(&Key::Address(Block::of(ip)))
+            .filter(|e| now.duration_since(e.start).unwrap_or_default() < window)
+            .map_or(0, |e| e.failures)
+    }
+
     /// `Err(retry_after)` while this caller may not try this account, without reserving.
     pub fn check(&self, account: &str, ip: Option<IpAddr>) -> Result<(), Duration> {
         let Some((_, block, keys)) = self.keys(account, ip) else {
