@@ -73,7 +73,8 @@ enum Found {
     Internal(Box<InternalMatch>),
     External(Identity),
     Unknown,
-    Rejected(RejectReason),
+    /// With the canonical name when the directory told it.
+    Rejected(RejectReason, Option<String>),
 }
 
 impl Engine {
@@ -218,9 +219,13 @@ impl Engine {
                         .await
                 }
                 Ok(Found::Unknown) => continue,
-                Ok(Found::Rejected(reason)) => {
+                Ok(Found::Rejected(reason, canonical)) => {
                     tracing::debug!(directory = name, ?reason, "rejected");
-                    Err(LoginError::InvalidCredentials)
+                    match canonical {
+                        Some(c) => reservation.failed_as(&c),
+                        None => reservation.failed(),
+                    }
+                    return (Err(LoginError::InvalidCredentials), name.to_string());
                 }
                 Err(e) => {
                     // Not a "no": a later directory may still know the user, but if none does
@@ -260,18 +265,18 @@ impl Engine {
             Link::Internal(d) => d.check(request).await.map(|c| match c {
                 Checked::Matched(m) => Found::Internal(m),
                 Checked::UnknownUser => Found::Unknown,
-                Checked::Rejected(r) => Found::Rejected(r),
+                Checked::Rejected(r, canonical) => Found::Rejected(r, Some(canonical)),
             }),
             Link::External(d) => d.authenticate(request).await.map(|o| match o {
                 Outcome::Authenticated(i) => Found::External(i),
                 Outcome::UnknownUser => Found::Unknown,
-                Outcome::Rejected(r) => Found::Rejected(r),
+                Outcome::Rejected(r) => Found::Rejected(r, None),
             }),
         };
         let label = match &answer {
             Ok(Found::Internal(_) | Found::External(_)) => "found",
             Ok(Found::Unknown) => "unknown",
-            Ok(Found::Rejected(_)) => "rejected",
+            Ok(Found::Rejected(..)) => "rejected",
             Err(_) => "error",
         };
         self.metrics

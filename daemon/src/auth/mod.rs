@@ -215,6 +215,18 @@ impl Engine {
         self.metrics.refused.with_label_values(&[frontend, reason])
     }
 
+    /// How long a mail front-end waits before answering a failed login (Dovecot's auth
+    /// penalty): `base` for a client with no earlier failure, doubling with each failure its
+    /// address block made in the window, at most 15 s. The attacker's own guesses slow down;
+    /// a client that rarely fails never notices.
+    pub fn failure_delay(&self, base: Duration, ip: Option<std::net::IpAddr>) -> Duration {
+        const MAX: Duration = Duration::from_secs(15);
+        let failures = ip.map_or(0, |ip| self.throttle.failures_from(ip));
+        // The failure being answered is already counted.
+        let doublings = failures.saturating_sub(1).min(8);
+        base.saturating_mul(1 << doublings).min(MAX.max(base))
+    }
+
     /// The Prometheus exposition, with the gauges read now.
     pub fn render_metrics(&self) -> String {
         self.refresh_gauges();

@@ -251,3 +251,24 @@ async fn a_login_abandoned_mid_check_is_a_failure() {
         Err(LoginError::RateLimited(_))
     ));
 }
+
+/// Hardening finding 3 asks to slow the attacking address down as Dovecot's auth penalty
+/// does: the mail front-ends' failure delay doubles with each failure from the address block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failure_delay_grows_with_an_address_failures() {
+    let (_dir, engine) = testkit::engine().await;
+    let attacker: std::net::IpAddr = "192.0.2.50".parse().unwrap();
+    let base = std::time::Duration::from_secs(2);
+    let mut delays = Vec::new();
+    for _ in 0..5 {
+        let mut a = attempt("alice", "wrong");
+        a.remote_ip = Some(attacker);
+        assert!(engine.login(a).await.is_err());
+        delays.push(engine.failure_delay(base, Some(attacker)).as_secs());
+    }
+    assert_eq!(delays, [2, 4, 8, 15, 15]);
+    // Another address, and a caller without one, wait the base delay.
+    let other = Some("198.51.100.7".parse().unwrap());
+    assert_eq!(engine.failure_delay(base, other), base);
+    assert_eq!(engine.failure_delay(base, None), base);
+}

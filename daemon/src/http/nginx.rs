@@ -104,16 +104,17 @@ fn client_ip(peer: Option<IpAddr>, proxies: &TrustedProxies, claimed: IpAddr) ->
     }
 }
 
-async fn answer(
+/// Whether this auth_http request may be answered at all: usable settings, and the shared
+/// secret where one is required. `Some(reply)` refuses it.
+fn admit(
     state: &AppState,
     settings: &NginxSettings,
-    proxies: &TrustedProxies,
     peer: Option<IpAddr>,
     headers: &HeaderMap,
-) -> Response {
+) -> Option<Reply<'static>> {
     if let Some(problem) = &settings.broken {
         tracing::error!(%problem, "auth-http settings unusable; refusing nginx logins");
-        return respond(&Reply::Fail {
+        return Some(Reply::Fail {
             message: "Temporary authentication failure",
             wait: None,
             smtp_code: None,
@@ -122,7 +123,7 @@ async fn answer(
     if settings.shared_secret.is_none() && settings.require_secret && peer.is_some() {
         state.engine.count_refusal("nginx", "no_shared_secret");
         tracing::error!("auth_http request on a TCP listener refused: set [auth-http] shared-secret (sent by nginx as X-Auth-Key) or require-shared-secret = false");
-        return respond(&Reply::Fail {
+        return Some(Reply::Fail {
             message: "Temporary authentication failure",
             wait: None,
             smtp_code: None,
@@ -142,12 +143,25 @@ async fn answer(
                 ?peer,
                 "auth_http request without the right X-Auth-Key refused"
             );
-            return respond(&Reply::Fail {
+            return Some(Reply::Fail {
                 message: "Invalid request",
                 wait: None,
                 smtp_code: None,
             });
         }
+    }
+    None
+}
+
+async fn answer(
+    state: &AppState,
+    settings: &NginxSettings,
+    proxies: &TrustedProxies,
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+) -> Response {
+    if let Some(refusal) = admit(state, settings, peer, headers) {
+        return respond(&refusal);
     }
     let pairs = headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
     let request = match parse_request(pairs) {

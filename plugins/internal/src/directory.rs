@@ -43,7 +43,8 @@ pub enum Checked {
     // under attack.
     Matched(Box<InternalMatch>),
     UnknownUser,
-    Rejected(RejectReason),
+    /// With the account's canonical name, which the engine counts the failure against.
+    Rejected(RejectReason, String),
 }
 
 impl InternalDirectory {
@@ -69,7 +70,10 @@ impl InternalDirectory {
         };
         if stored.account.kind == AccountType::Group {
             self.hasher.burn(client, password).await?;
-            return Ok(Checked::Rejected(RejectReason::NotLoginable));
+            return Ok(Checked::Rejected(
+                RejectReason::NotLoginable,
+                stored.account.name,
+            ));
         }
         let external = stored.origin != Origin::Internal;
         let mut unverifiable = false;
@@ -107,11 +111,12 @@ impl InternalDirectory {
         if external && stored.secret.is_none() {
             return Ok(Checked::UnknownUser);
         }
-        Ok(Checked::Rejected(if unverifiable {
+        let reason = if unverifiable {
             RejectReason::UnverifiableSecret
         } else {
             RejectReason::WrongSecret
-        }))
+        };
+        Ok(Checked::Rejected(reason, stored.account.name))
     }
 }
 
@@ -155,7 +160,7 @@ impl Directory for InternalDirectory {
                 }
             },
             Checked::UnknownUser => Outcome::UnknownUser,
-            Checked::Rejected(r) => Outcome::Rejected(r),
+            Checked::Rejected(r, _) => Outcome::Rejected(r),
         })
     }
 

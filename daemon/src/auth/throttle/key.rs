@@ -3,6 +3,7 @@
 //! gets; IPv4 /32), so an attacker cannot spread over the addresses of one network to multiply
 //! its budget.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -48,6 +49,42 @@ impl fmt::Display for Block {
 /// Account keys are case-folded: `Alice` and `alice` are one target for an attacker.
 pub fn fold(account: &str) -> String {
     account.to_lowercase()
+}
+
+/// Names a directory answered for with another canonical name (`alice@example.org` →
+/// `alice`), learned from its answers only, so an outsider cannot make one name count for
+/// another. Bounded: when full it starts over, and names count under themselves until they
+/// are learnt again.
+#[derive(Default)]
+pub struct Aliases(std::sync::Mutex<HashMap<String, String>>);
+
+/// Aliases remembered at most.
+const MAX_ALIASES: usize = 65_536;
+
+impl Aliases {
+    pub fn canonical(&self, folded: &str) -> String {
+        self.lock()
+            .get(folded)
+            .cloned()
+            .unwrap_or_else(|| folded.to_string())
+    }
+
+    pub fn learn(&self, folded: &str, canonical: &str) {
+        if folded == canonical {
+            return;
+        }
+        let mut map = self.lock();
+        if map.len() >= MAX_ALIASES {
+            map.clear();
+        }
+        map.insert(folded.to_string(), canonical.to_string());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

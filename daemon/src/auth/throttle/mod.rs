@@ -100,6 +100,8 @@ pub struct Throttle {
     /// `postern_throttle_locks_total{kind}`.
     locks: IntCounterVec,
     state: Mutex<State>,
+    /// Typed names (folded) a directory answered for with another canonical name.
+    aliases: key::Aliases,
 }
 
 /// An attempt admitted by [`Throttle::reserve`]: a failure until told otherwise. Released
@@ -128,6 +130,7 @@ impl Reservation<'_> {
         if keys.is_empty() {
             return; // a trusted network: nothing counted, nothing to clear or remember
         }
+        self.throttle.aliases.learn(&self.account, &fold(canonical));
         self.throttle.decide(&keys, false);
         let mut names = vec![self.account.clone(), fold(canonical)];
         names.dedup();
@@ -136,6 +139,21 @@ impl Reservation<'_> {
 }
 
 impl Reservation<'_> {
+    /// A wrong password for an account a directory named: later attempts under the typed name
+    /// count against `canonical` (this one is decided as a failure).
+    pub fn failed_as(self, canonical: &str) {
+        let canonical = fold(canonical);
+        if !self.keys.is_empty() && canonical != self.account {
+            self.throttle.aliases.learn(&self.account, &canonical);
+            // This failure counts against the canonical account too (its address block's own
+            // count is already in this reservation).
+            let mut keys = vec![Key::Account(canonical.clone())];
+            keys.extend(self.block.map(|b| Key::Pair(b, canonical)));
+            self.throttle.count_failure(&keys);
+        }
+        self.failed();
+    }
+
     /// Not the client's doing (an outage, a broken account): the attempt is given back.
     pub fn release(mut self) {
         let keys = std::mem::take(&mut self.keys);
@@ -157,6 +175,7 @@ impl Throttle {
             clock,
             locks,
             state: Mutex::new(State::default()),
+            aliases: key::Aliases::default(),
         }
     }
 
@@ -174,7 +193,9 @@ impl Throttle {
         if ip.is_some_and(|ip| self.trusted(ip)) {
             return None;
         }
-        let account = fold(account);
+        // Counted under the canonical name when a directory has told it: guesses at
+        // `alice@example.org`, `ALICE` and `alice` share one budget.
+        let account = self.aliases.canonical(&fold(account));
         let block = ip.map(Block::of);
         let mut keys = vec![Key::Account(account.clone())];
         if let Some(b) = block {
@@ -233,6 +254,21 @@ impl Throttle {
             .filter_map(|k| self.refusal(s, k, block, now))
             .max();
         wait.map_or(Ok(()), |w| Err(w.max(Duration::from_secs(1))))
+    }
+
+    /// Failures from `ip`'s address block in the current window (none for a trusted network):
+    /// what a mail front-end's growing failure delay is computed from.
+    pub fn failures_from(&self, ip: IpAddr) -> u32 {
+        if self.trusted(ip) {
+            return 0;
+        }
+        let now = self.clock.now();
+        let window = self.limits.window;
+        self.state()
+            .entries
+            .get(&Key::Address(Block::of(ip)))
+            .filter(|e| now.duration_since(e.start).unwrap_or_default() < window)
+            .map_or(0, |e| e.failures)
     }
 
     /// `Err(retry_after)` while this caller may not try this account, without reserving.
@@ -346,16 +382,21 @@ impl Throttle {
     /// An immediate failure (no reservation): tests, and callers that never hash.
     pub fn failed(&self, account: &str, ip: Option<IpAddr>) {
         if let Some((_, _, keys)) = self.keys(account, ip) {
-            let now = self.clock.now();
-            {
-                let mut s = self.state();
-                for key in &keys {
-                    let e = self.entry(&mut s, key, now);
-                    e.pending = e.pending.saturating_add(1);
-                }
-            }
-            self.decide(&keys, true);
+            self.count_failure(&keys);
         }
+    }
+
+    /// One failure on each key, without a reservation.
+    fn count_failure(&self, keys: &[Key]) {
+        let now = self.clock.now();
+        {
+            let mut s = self.state();
+            for key in keys {
+                let e = self.entry(&mut s, key, now);
+                e.pending = e.pending.saturating_add(1);
+            }
+        }
+        self.decide(keys, true);
     }
 
     /// A success without a reservation (see [`Reservation::succeeded`]).

@@ -331,3 +331,25 @@ fn the_new_keys_are_validated() {
     let limits = crate::runtime::throttle_limits(&c.authentication);
     assert_eq!(limits.trusted, vec!["10.0.0.0/8".parse::<IpNet>().unwrap()]);
 }
+
+/// Finding 3: account keys are the canonical principal. Once a directory answered for
+/// `alice@example.org` with `alice`, guesses under either name share alice's budget.
+#[test]
+fn guesses_under_an_alias_count_against_the_canonical_name() {
+    let t = throttle(3, 1000, 60, clock());
+    let attacker = ip("192.0.2.66");
+    // Learnt from a directory's answer (a rejection naming the account).
+    t.reserve("Alice@Example.org", attacker)
+        .unwrap()
+        .failed_as("alice");
+    for _ in 0..2 {
+        t.reserve("alice@example.org", attacker).unwrap().failed();
+    }
+    assert!(
+        t.reserve("alice", attacker).is_err(),
+        "one budget for both names"
+    );
+    assert!(t.reserve("ALICE@example.org", attacker).is_err());
+    // Another account is untouched.
+    assert!(t.reserve("bob", attacker).is_ok());
+}

@@ -340,7 +340,7 @@ impl Conn {
                 result,
                 Err(LoginError::InvalidCredentials | LoginError::InvalidRequest(_))
             ) {
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(engine.failure_delay(delay, remote_ip)).await;
             }
             let _ = done.send(Done { id, serial, result });
         });

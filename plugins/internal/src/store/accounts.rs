@@ -92,7 +92,7 @@ impl Store {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM accounts a
              WHERE ($1 = '' OR a.kind = $1) AND ($2 = '' OR a.tenant = $2)
-               AND a.name > $3 AND SUBSTR(a.name, 1, $4) = $5
+               AND a.name > $3 AND SUBSTR(a.name, 1, CAST($4 AS INTEGER)) = $5
              ORDER BY a.name LIMIT $6"
         ))
         .bind(filter.kind.map(kind_column).unwrap_or_default())

@@ -3,7 +3,9 @@
 
 use sqlx::Row;
 
-use super::{Change, Expect, ListQuery, Tx, WriteError};
+use serde::de::DeserializeOwned;
+
+use super::{page, parse, Change, Expect, ListQuery, Page, Store, Tx, Versioned, WriteError};
 use crate::StoreError;
 
 pub(crate) struct Table {
@@ -75,7 +77,7 @@ pub(crate) async fn list(
     q: &ListQuery,
 ) -> Result<Vec<BodyRow>, StoreError> {
     let sql = format!(
-        "SELECT {k}, body, version FROM {n} WHERE {k} > $1 AND SUBSTR({k}, 1, $2) = $3
+        "SELECT {k}, body, version FROM {n} WHERE {k} > $1 AND SUBSTR({k}, 1, CAST($2 AS INTEGER)) = $3
          ORDER BY {k} LIMIT $4",
         k = t.key,
         n = t.name
@@ -170,4 +172,45 @@ pub(crate) async fn delete(
         .map_err(StoreError::from_sqlx)?;
     tx.note(Change::Updated);
     Ok(())
+}
+
+impl Store {
+    /// One object of a body table, with its version.
+    pub(crate) async fn versioned<T: DeserializeOwned>(
+        &self,
+        t: &Table,
+        key: &str,
+    ) -> Result<Option<Versioned<T>>, StoreError> {
+        let mut conn = self.db().acquire().await.map_err(StoreError::from_sqlx)?;
+        read(&mut conn, t, key)
+            .await?
+            .map(|r| {
+                Ok(Versioned {
+                    version: r.version,
+                    value: parse(&r.body, t.what)?,
+                })
+            })
+            .transpose()
+    }
+
+    /// A page of a body table, in key order.
+    pub(crate) async fn versioned_page<T: DeserializeOwned>(
+        &self,
+        t: &Table,
+        q: &ListQuery,
+        key: impl Fn(&T) -> String,
+    ) -> Result<Page<Versioned<T>>, StoreError> {
+        let mut conn = self.db().acquire().await.map_err(StoreError::from_sqlx)?;
+        let items = list(&mut conn, t, q)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(Versioned {
+                    version: r.version,
+                    value: parse::<T>(&r.body, t.what)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(page(items, q, |v| key(&v.value)))
+    }
 }

@@ -70,7 +70,7 @@ impl Store {
         let prefix = q.prefix.clone().unwrap_or_default();
         let rows = sqlx::query(
             "SELECT body, version FROM credentials
-             WHERE kind = $1 AND ($2 = '' OR account = $2) AND id > $3 AND SUBSTR(id, 1, $4) = $5
+             WHERE kind = $1 AND ($2 = '' OR account = $2) AND id > $3 AND SUBSTR(id, 1, CAST($4 AS INTEGER)) = $5
              ORDER BY id LIMIT $6",
         )
         .bind(kind.as_str())

@@ -121,13 +121,91 @@ async fn fixup_3(tx: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
             .as_object_mut()
             .and_then(|o| o.remove("secret"))
             .and_then(|s| s.as_str().map(str::to_string));
+        // Written as the typed client writes it, so the next `apply` of the same file finds
+        // nothing changed.
+        let body = match serde_json::from_value::<crate::model::OAuthClient>(body.clone()) {
+            Ok(client) => super::to_json(&client)?,
+            Err(_) => super::to_json(&body)?,
+        };
         sqlx::query("UPDATE oauth_clients SET secret = $1, body = $2 WHERE client_id = $3")
             .bind(secret)
-            .bind(super::to_json(&body)?)
+            .bind(body)
             .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from_sqlx)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::Store;
+
+    /// A store written by the previous release (schema 2): OAuth client secrets inside the
+    /// body, no tenant column. Opening it moves the secret out and fills the column, and the
+    /// body is as the typed client writes it.
+    #[tokio::test]
+    async fn schema_2_stores_are_brought_up_to_date() {
+        sqlx::any::install_default_drivers();
+        let path = std::env::temp_dir().join(format!("postern-migrate-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = AnyPool::connect(&url).await.unwrap();
+        sqlx::query("CREATE TABLE postern_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        for statement in MIGRATIONS[..2].iter().flat_map(|m| m.split(';')) {
+            if !statement.trim().is_empty() {
+                sqlx::query(statement).execute(&pool).await.unwrap();
+            }
+        }
+        for sql in [
+            "INSERT INTO postern_meta (key, value) VALUES ('schema', 2), ('generation', 4)",
+            r#"INSERT INTO oauth_clients (client_id, body) VALUES ('app', '{"clientId":"app","secret":"{PLAIN}s3cret","redirectUris":["https://a/cb"],"description":"","permissions":{"mode":"inherit"}}')"#,
+            r#"INSERT INTO accounts (name, id, kind, origin, secret, body) VALUES ('alice', 'id1', 'individual', 'internal', NULL, '{"name":"alice","tenant":"acme","permissions":{"mode":"inherit"}}')"#,
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let store = Store::open(
+            &format!("sqlite://{}", path.display()),
+            1,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        let client = store.oauth_client("app").await.unwrap().unwrap();
+        assert_eq!(client.secret.unwrap().expose(), "{PLAIN}s3cret");
+        assert_eq!(client.version, 1);
+        assert_eq!(
+            store.generation().await.unwrap(),
+            4,
+            "the generation is kept"
+        );
+        let acme = store
+            .accounts(
+                &crate::store::AccountFilter {
+                    tenant: Some("acme".into()),
+                    kind: None,
+                },
+                &crate::store::ListQuery {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(acme.items.len(), 1);
+        let body: String = sqlx::query_scalar("SELECT body FROM oauth_clients")
+            .fetch_one(&AnyPool::connect(&url).await.unwrap())
+            .await
+            .unwrap();
+        assert!(!body.contains("s3cret"), "{body}");
+    }
 }

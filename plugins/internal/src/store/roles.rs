@@ -2,38 +2,19 @@
 
 use super::bodies::{self, ROLES};
 use super::references::Deleted;
-use super::{check_id, page, parse, to_json, Change, Expect, ListQuery, Page, Store, Tx};
+use super::{check_id, to_json, Change, Expect, ListQuery, Page, Store, Tx};
 use super::{Versioned, WriteError};
 use crate::model::{Role, BUILTIN_ROLES};
 use crate::StoreError;
 
 impl Store {
     pub async fn role(&self, id: &str) -> Result<Option<Versioned<Role>>, StoreError> {
-        let mut conn = self.db().acquire().await.map_err(StoreError::from_sqlx)?;
-        bodies::read(&mut conn, &ROLES, id)
-            .await?
-            .map(|r| {
-                Ok(Versioned {
-                    version: r.version,
-                    value: parse(&r.body, "role")?,
-                })
-            })
-            .transpose()
+        self.versioned(&ROLES, id).await
     }
 
     pub async fn roles(&self, q: &ListQuery) -> Result<Page<Versioned<Role>>, StoreError> {
-        let mut conn = self.db().acquire().await.map_err(StoreError::from_sqlx)?;
-        let rows = bodies::list(&mut conn, &ROLES, q).await?;
-        let items = rows
-            .iter()
-            .map(|r| {
-                Ok(Versioned {
-                    version: r.version,
-                    value: parse::<Role>(&r.body, "role")?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(page(items, q, |r| r.value.id.clone()))
+        self.versioned_page(&ROLES, q, |r: &Role| r.id.clone())
+            .await
     }
 }
 

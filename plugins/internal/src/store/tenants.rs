@@ -2,38 +2,19 @@
 
 use super::bodies::{self, TENANTS};
 use super::references::Deleted;
-use super::{check_id, page, parse, to_json, Change, Expect, ListQuery, Page, Store, Tx};
+use super::{check_id, to_json, Change, Expect, ListQuery, Page, Store, Tx};
 use super::{Versioned, WriteError};
 use crate::model::Tenant;
 use crate::StoreError;
 
 impl Store {
     pub async fn tenant(&self, id: &str) -> Result<Option<Versioned<Tenant>>, StoreError> {
-        let mut conn = self.db().acquire().await.map_err(StoreError::from_sqlx)?;
-        bodies::read(&mut conn, &TENANTS, id)
-            .await?
-            .map(|r| {
-                Ok(Versioned {
-                    version: r.version,
-                    value: parse(&r.body, "tenant")?,
-                })
-            })
-            .transpose()
+        self.versioned(&TENANTS, id).await
     }
 
     pub async fn tenants(&self, q: &ListQuery) -> Result<Page<Versioned<Tenant>>, StoreError> {
-        let mut conn = self.db().acquire().await.map_err(StoreError::from_sqlx)?;
-        let rows = bodies::list(&mut conn, &TENANTS, q).await?;
-        let items = rows
-            .iter()
-            .map(|r| {
-                Ok(Versioned {
-                    version: r.version,
-                    value: parse::<Tenant>(&r.body, "tenant")?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(page(items, q, |t| t.value.id.clone()))
+        self.versioned_page(&TENANTS, q, |t: &Tenant| t.id.clone())
+            .await
     }
 }
 
