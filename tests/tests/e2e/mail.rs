@@ -208,6 +208,42 @@ fn benchmark_tool_drives_the_dovecot_auth_listener() {
     assert!(!out.status.success(), "{}", output(&out));
 }
 
+/// The soak test's flags (benches/soak.sh): `--user-file` sends the requests to each user in
+/// turn, `--rip` is passed as the client's address, `--allow-temp` adds `temp=` to the result
+/// line; a wrong password in the file still fails the run.
+#[test]
+fn benchmark_tool_takes_a_user_file_and_a_client_address() {
+    let d = MailDaemon::start(None);
+    let bench = postern_bin().with_file_name("postern-bench");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let users = dir.path().join("users");
+    let run = |file: &str| {
+        std::fs::write(&users, file).expect("write the user file");
+        std::process::Command::new(&bench)
+            .args(["--connect", &d.dovecot_addr(), "--user-file"])
+            .arg(&users)
+            .args(["--service", "imap", "--rip", "192.0.2.7", "--allow-temp"])
+            .args(["-c", "1", "-n", "2", "-d", "0.5"])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", bench.display()))
+    };
+    let out = run(&format!("alice\t{ALICE_PW}\nbob\t{BOB_PW}\n"));
+    let text = output(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(" fail=0 ") && text.trim_end().ends_with(" temp=0"),
+        "{text}"
+    );
+    // bob's wrong password is sent too: the run fails, alice's logins still count as OK.
+    let out = run(&format!("alice\t{ALICE_PW}\nbob\twrong\n"));
+    let text = output(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        !text.contains(" ok=0 ") && !text.contains(" fail=0 "),
+        "{text}"
+    );
+}
+
 /// Postfix's smtpd (running as user `postfix`) reaches the dovecot-auth listener on a unix
 /// socket: the directory is searchable by everyone, the socket is `mode = "0660"` with
 /// `group = "postfix"`, as in the packaged unit's /run/postern.
