@@ -227,16 +227,23 @@ impl Engine {
                     }
                     return (Err(LoginError::InvalidCredentials), name.to_string());
                 }
+                Err(DirectoryError::Overloaded(e)) => {
+                    // Refused to stay responsive: a temporary failure here, never a reason to
+                    // let the next directory decide. Counted in
+                    // postern_password_hash_rejected_total; logged at debug, as a flood would
+                    // otherwise write a line per attempt.
+                    tracing::debug!(directory = name, error = %e, "login refused: overloaded");
+                    reservation.release();
+                    return (Err(LoginError::Unavailable), name.to_string());
+                }
                 Err(e) => {
                     // Not a "no": a later directory may still know the user, but if none does
                     // the answer is a temporary failure, never "wrong password".
                     match &e {
-                        DirectoryError::Unavailable(_) => {
-                            tracing::warn!(directory = name, error = %e, "directory unavailable")
-                        }
                         DirectoryError::InvalidData(_) => {
                             tracing::error!(directory = name, error = %e, "directory returned invalid data")
                         }
+                        _ => tracing::warn!(directory = name, error = %e, "directory unavailable"),
                     }
                     outage = true;
                     continue;

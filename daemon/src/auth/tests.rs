@@ -6,6 +6,7 @@ use super::*;
 use crate::authz::Service;
 use crate::frontend::testkit::{self, PASSWORD};
 use postern_internal::input::Provision;
+use std::sync::Arc;
 
 fn attempt<'a>(user: &'a str, password: &str) -> PasswordAttempt<'a> {
     PasswordAttempt {
@@ -271,4 +272,83 @@ async fn the_failure_delay_grows_with_an_address_failures() {
     let other = Some("198.51.100.7".parse().unwrap());
     assert_eq!(engine.failure_delay(base, other), base);
     assert_eq!(engine.failure_delay(base, None), base);
+}
+
+/// A fake directory for fault injection: answers as told and counts what it was asked.
+struct Fake {
+    name: &'static str,
+    answer: fn() -> Result<postern_directory::Outcome, postern_directory::DirectoryError>,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl postern_directory::Directory for Fake {
+    fn name(&self) -> &str {
+        self.name
+    }
+    async fn authenticate(
+        &self,
+        _: &postern_directory::LoginRequest<'_>,
+    ) -> Result<postern_directory::Outcome, postern_directory::DirectoryError> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        (self.answer)()
+    }
+    async fn lookup(&self, _: &str) -> Result<Option<Identity>, postern_directory::DirectoryError> {
+        Ok(None)
+    }
+    async fn health(&self) -> Result<(), postern_directory::DirectoryError> {
+        Ok(())
+    }
+}
+
+/// The soak run found that a login the hash queue refused in one directory went on to the
+/// next, which may hold another account of the same name: flooding one directory handed the
+/// user's login to another. An overloaded directory now ends the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_directory_ends_the_chain() {
+    let (_dir, engine) = testkit::engine().await;
+    let first = Arc::new(Fake {
+        name: "first",
+        answer: || {
+            Err(postern_directory::DirectoryError::Overloaded(
+                "queue full".into(),
+            ))
+        },
+        asked: Default::default(),
+    });
+    let second = Arc::new(Fake {
+        name: "second",
+        answer: || {
+            Ok(postern_directory::Outcome::Authenticated(Identity {
+                name: "alice".into(),
+                kind: PrincipalType::Individual,
+                description: None,
+                emails: vec![],
+                groups: vec![],
+                matched: Matched::Password,
+            }))
+        },
+        asked: Default::default(),
+    });
+    engine.replace_directories(vec![
+        Link::External(first.clone()),
+        Link::External(second.clone()),
+    ]);
+    assert_eq!(
+        engine.login(attempt("alice", "any")).await.unwrap_err(),
+        LoginError::Unavailable
+    );
+    assert_eq!(second.asked.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // An outage, by contrast, lets the next directory answer (the chain's contract).
+    let down = Arc::new(Fake {
+        name: "down",
+        answer: || {
+            Err(postern_directory::DirectoryError::Unavailable(
+                "down".into(),
+            ))
+        },
+        asked: Default::default(),
+    });
+    engine.replace_directories(vec![Link::External(down), Link::External(second.clone())]);
+    assert!(engine.login(attempt("alice", "any")).await.is_ok());
 }

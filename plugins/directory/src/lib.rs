@@ -178,6 +178,12 @@ pub enum DirectoryError {
     /// without the name attribute). Needs an operator, so it is logged as an error.
     #[error("invalid data from directory: {0}")]
     InvalidData(String),
+    /// The daemon refused the work to stay responsive (the hash queue is full, in total or for
+    /// this client's address). Unlike an outage it ends the chain: otherwise flooding one
+    /// directory would hand a user's login to the next one, which may hold another account of
+    /// the same name.
+    #[error("overloaded: {0}")]
+    Overloaded(String),
 }
 
 #[async_trait]

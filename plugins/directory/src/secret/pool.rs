@@ -309,7 +309,13 @@ impl Hasher {
     }
 }
 
-/// A verification that did not run: an outage for the directory, with the reason.
+/// A verification that did not run, with the reason: refused by the bounds, the daemon is
+/// overloaded (the chain stops there); the task failed, an outage.
 fn unavailable(e: &SecretError) -> DirectoryError {
-    DirectoryError::Unavailable(format!("password verification: {e}"))
+    match e {
+        SecretError::Refused(_) => {
+            DirectoryError::Overloaded(format!("password verification: {e}"))
+        }
+        _ => DirectoryError::Unavailable(format!("password verification: {e}")),
+    }
 }

@@ -588,18 +588,18 @@ async fn a_full_queue_refuses_at_once_in_total_and_per_address() {
     .await
     .expect("refused without waiting");
     assert!(
-        matches!(refused, Err(crate::DirectoryError::Unavailable(_))),
+        matches!(refused, Err(crate::DirectoryError::Overloaded(_))),
         "{refused:?}"
     );
     let burned = hasher.burn(ip("192.0.2.1"), "pw").await;
-    assert!(matches!(burned, Err(crate::DirectoryError::Unavailable(_))));
+    assert!(matches!(burned, Err(crate::DirectoryError::Overloaded(_))));
     let v6 = vec![queue(ip("2001:db8::1"))];
     until_queued(&hasher, 4).await;
     // The total (4) is reached: any address, or none, is refused.
     for client in [ip("192.0.2.2"), None] {
         let r = hasher.check(client, "{PLAIN}pw".into(), "pw").await;
         assert!(
-            matches!(r, Err(crate::DirectoryError::Unavailable(_))),
+            matches!(r, Err(crate::DirectoryError::Overloaded(_))),
             "{r:?}"
         );
     }
@@ -664,7 +664,7 @@ async fn an_ipv6_client_is_bounded_by_its_64() {
             "pw",
         )
         .await;
-    assert!(matches!(same64, Err(crate::DirectoryError::Unavailable(_))));
+    assert!(matches!(same64, Err(crate::DirectoryError::Overloaded(_))));
     assert_eq!(hasher.refusals().per_address, 1);
     drop(release);
     blocker.await.unwrap();
