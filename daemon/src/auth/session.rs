@@ -108,6 +108,25 @@ impl Engine {
         token: &str,
         ip: Option<IpAddr>,
     ) -> Result<Option<SessionView>, StoreError> {
+        Ok(self
+            .bearer_principal(token, ip)
+            .await?
+            .map(|b| SessionView {
+                // An API key's secret is never echoed.
+                token: b.session.then(|| token.to_string()),
+                ..SessionView::of(&b.principal, b.expires_at)
+            }))
+    }
+
+    /// The principal a bearer token stands for, as its account is now: a live session's
+    /// (`None` when the account is gone or may no longer log in; its current roles, groups and
+    /// permissions otherwise, not those it was born with), or a valid API key's, narrowed by
+    /// its scope. One read of the token, one of the account.
+    pub(super) async fn bearer_principal(
+        &self,
+        token: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<Option<Bearer>, StoreError> {
         if token.is_empty() || token.len() > 512 {
             return Ok(None);
         }
@@ -116,13 +135,24 @@ impl Engine {
         if let Some(record) = self.store.session(&hash, now).await? {
             let view: SessionView = serde_json::from_str(&record.body)
                 .map_err(|e| StoreError::Corrupt(format!("session body: {e}")))?;
-            return Ok(self
-                .as_now(view, &record.account)
-                .await?
-                .map(|view| SessionView {
-                    token: Some(token.to_string()),
-                    ..view
-                }));
+            let Some(stored) = self.store.account(&record.account).await? else {
+                return Ok(None);
+            };
+            // A view this build did not write is refused rather than guessed at.
+            let Some(method) = Method::parse(&view.mechanism) else {
+                return Ok(None);
+            };
+            // An external principal's groups are those its directory reported at the login.
+            let extra = if super::login::is_internal(&view.directory) {
+                &[][..]
+            } else {
+                &view.groups[..]
+            };
+            let Ok(mut p) = self.evaluate(&stored, extra, &view.directory, method, None) else {
+                return Ok(None);
+            };
+            p.emails = view.principal.emails;
+            return Ok(may_log_in(p, view.expires_at, true));
         }
         let Some(cred) = self
             .store
@@ -138,45 +168,10 @@ impl Engine {
             return Ok(None);
         };
         let directory = stored.origin.as_str();
-        match self.evaluate(&stored, &[], directory, Method::ApiKey, Some(&cred)) {
-            Ok(p)
-                if p.permissions
-                    .contains(crate::authz::Permission::known("authenticate")) =>
-            {
-                Ok(Some(SessionView::of(&p, cred.expires_at.clone())))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// A session's view with the account as it is now: `None` when the account is gone or may
-    /// no longer log in (`authenticate` removed, a dangling reference); its current roles,
-    /// groups and permissions otherwise. What the session was born with is not kept.
-    async fn as_now(
-        &self,
-        view: SessionView,
-        account: &str,
-    ) -> Result<Option<SessionView>, StoreError> {
-        let Some(stored) = self.store.account(account).await? else {
-            return Ok(None);
-        };
-        let Some(method) = Method::parse(&view.mechanism) else {
-            return Ok(None);
-        };
-        // An external principal's groups are those its directory reported at the login.
-        let extra = if super::login::is_internal(&view.directory) {
-            &[][..]
-        } else {
-            &view.groups[..]
-        };
-        let Ok(mut p) = self.evaluate(&stored, extra, &view.directory, method, None) else {
-            return Ok(None);
-        };
-        if !p.permissions.contains(Permission::known("authenticate")) {
-            return Ok(None);
-        }
-        p.emails = view.principal.emails.clone();
-        Ok(Some(SessionView::of(&p, view.expires_at)))
+        Ok(self
+            .evaluate(&stored, &[], directory, Method::ApiKey, Some(&cred))
+            .ok()
+            .and_then(|p| may_log_in(p, cred.expires_at.clone(), false)))
     }
 
     /// Revokes a session; `false` when the token was not a live session.
@@ -190,4 +185,24 @@ impl Engine {
         }
         Ok(revoked)
     }
+}
+
+/// What a bearer token stands for now.
+pub(super) struct Bearer {
+    pub principal: Principal,
+    pub expires_at: Option<String>,
+    /// A session (its token may be echoed), not an API key.
+    pub session: bool,
+}
+
+/// Nobody holds a token to an account that lost `authenticate`.
+fn may_log_in(principal: Principal, expires_at: Option<String>, session: bool) -> Option<Bearer> {
+    principal
+        .permissions
+        .contains(Permission::known("authenticate"))
+        .then_some(Bearer {
+            principal,
+            expires_at,
+            session,
+        })
 }
