@@ -272,6 +272,7 @@ impl Throttle {
     }
 
     /// `Err(retry_after)` while this caller may not try this account, without reserving.
+    #[cfg(test)]
     pub fn check(&self, account: &str, ip: Option<IpAddr>) -> Result<(), Duration> {
         let Some((_, block, keys)) = self.keys(account, ip) else {
             return Ok(());
@@ -379,7 +380,8 @@ impl Throttle {
         );
     }
 
-    /// An immediate failure (no reservation): tests, and callers that never hash.
+    /// An immediate failure, without a reservation (tests).
+    #[cfg(test)]
     pub fn failed(&self, account: &str, ip: Option<IpAddr>) {
         if let Some((_, _, keys)) = self.keys(account, ip) {
             self.count_failure(&keys);
@@ -399,7 +401,8 @@ impl Throttle {
         self.decide(keys, true);
     }
 
-    /// A success without a reservation (see [`Reservation::succeeded`]).
+    /// A success without a reservation (tests; see [`Reservation::succeeded`]).
+    #[cfg(test)]
     pub fn succeeded(&self, account: &str, ip: Option<IpAddr>) {
         if ip.is_some_and(|ip| self.trusted(ip)) {
             return;

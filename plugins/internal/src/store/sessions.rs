@@ -51,16 +51,7 @@ impl Store {
         .fetch_optional(self.db())
         .await
         .map_err(StoreError::from_sqlx)?;
-        row.map(|r| {
-            Ok(SessionRecord {
-                account: r.try_get(0)?,
-                created_at: r.try_get(1)?,
-                expires_at: r.try_get(2)?,
-                body: r.try_get(3)?,
-            })
-        })
-        .transpose()
-        .map_err(StoreError::from_sqlx)
+        row.as_ref().map(record).transpose()
     }
 
     /// Revokes a live session; `false` when there was none to revoke.
@@ -95,31 +86,7 @@ impl Store {
         .fetch_all(self.db())
         .await
         .map_err(StoreError::from_sqlx)?;
-        rows.iter()
-            .map(|r| {
-                Ok(SessionRecord {
-                    account: r.try_get(0)?,
-                    created_at: r.try_get(1)?,
-                    expires_at: r.try_get(2)?,
-                    body: r.try_get(3)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from_sqlx)
-    }
-
-    /// Revokes every live session of an account; how many there were.
-    pub async fn revoke_sessions_of(&self, account: &str, now: i64) -> Result<u64, StoreError> {
-        sqlx::query(
-            "UPDATE sessions SET revoked_at = $1
-             WHERE account = $2 AND revoked_at IS NULL AND expires_at > $1",
-        )
-        .bind(now)
-        .bind(account)
-        .execute(self.db())
-        .await
-        .map(|r| r.rows_affected())
-        .map_err(StoreError::from_sqlx)
+        rows.iter().map(record).collect()
     }
 
     /// Deletes sessions that ended more than `keep` seconds ago.
@@ -143,4 +110,15 @@ impl Store {
         .await
         .map_err(StoreError::from_sqlx)
     }
+}
+
+/// A row of `SELECT account, created_at, expires_at, body FROM sessions`.
+fn record(r: &sqlx::any::AnyRow) -> Result<SessionRecord, StoreError> {
+    let get = |e: sqlx::Error| StoreError::from_sqlx(e);
+    Ok(SessionRecord {
+        account: r.try_get(0).map_err(get)?,
+        created_at: r.try_get(1).map_err(get)?,
+        expires_at: r.try_get(2).map_err(get)?,
+        body: r.try_get(3).map_err(get)?,
+    })
 }
