@@ -5,6 +5,8 @@ mod activation;
 mod cli;
 mod config;
 mod foundation;
+mod guides_mail;
+mod guides_web;
 mod hardening;
 mod ldap;
 mod mail;
