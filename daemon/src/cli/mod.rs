@@ -2,10 +2,13 @@
 //! one line each on stderr, naming file, key and reason.
 
 mod apply;
+mod auth_test;
+mod client;
 mod explain;
 mod live;
 pub mod output;
 mod serve;
+mod status;
 mod throttle;
 
 use std::io::Read;
@@ -60,17 +63,56 @@ pub enum Command {
         name: String,
         permission: Option<String>,
     },
-    /// List what the failed-login throttle has locked (accounts, addresses), from the store.
+    /// Ask the running daemon how it is (version, listeners, store, directories, sessions,
+    /// hash queue), then list what the failed-login throttle has locked, from the store.
+    #[command(
+        after_help = "Examples:\n  postern status\n  postern status --config /etc/postern/postern.toml\n\nExit 2 with one line when the daemon does not answer on its HTTP listener."
+    )]
     Status {
-        #[arg(long)]
+        /// The daemon's configuration, to find its listeners and store
+        /// (e.g. /etc/postern/postern.toml).
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Ask the running daemon about a login, as a mail server would.
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Lift the failed-login locks of an account name or a client address (IPv6: its /64).
     Unlock {
         #[arg(long)]
         config: Option<PathBuf>,
         /// An account name, or a client address.
         target: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Check USER's password with the running daemon over its dovecot-auth listener, like
+    /// `doveadm auth test`: prints the outcome, the directory that holds the account, its
+    /// roles and the permissions the service requires. The password is read from the
+    /// terminal (not echoed) or the first line of stdin.
+    #[command(
+        after_help = "Examples:\n  postern auth test alice\n  postern auth test alice@example.org --service imap --mechanism login\n  printf '%s\\n' \"$PW\" | postern auth test alice --config /etc/postern/postern.toml\n\nExit 0: accepted; 1: refused; 2: temporary failure, or the daemon does not answer."
+    )]
+    Test {
+        /// The daemon's configuration, to find its dovecot-auth listener and store
+        /// (e.g. /etc/postern/postern.toml).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The service named in the request (smtp, imap, pop3, sieve, submission, or one
+        /// of a listener's `services`), e.g. --service imap.
+        #[arg(long, default_value = "smtp")]
+        service: String,
+        /// The SASL mechanism: plain or login, e.g. --mechanism login.
+        #[arg(long, default_value = "plain")]
+        mechanism: String,
+        /// Ask this listener instead of the configuration's first dovecot-auth one, e.g.
+        /// --socket unix:/run/postern/auth or --socket 127.0.0.1:8481.
+        #[arg(long, value_name = "ADDRESS")]
+        socket: Option<String>,
+        /// The account name, e.g. alice or alice@example.org.
+        user: String,
     },
 }
 
@@ -128,7 +170,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             name,
             permission,
         } => tokio_runtime()?.block_on(explain::run(config, name, permission)),
-        Command::Status { config } => tokio_runtime()?.block_on(throttle::status(config)),
+        Command::Status { config } => tokio_runtime()?.block_on(status::run(config)),
+        Command::Auth(AuthCommand::Test {
+            config,
+            service,
+            mechanism,
+            socket,
+            user,
+        }) => tokio_runtime()?.block_on(auth_test::run(auth_test::Request {
+            config,
+            user,
+            service,
+            mechanism,
+            socket,
+        })),
         Command::Unlock { config, target } => {
             tokio_runtime()?.block_on(throttle::unlock(config, target))
         }
