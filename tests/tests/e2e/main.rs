@@ -5,6 +5,7 @@ mod activation;
 mod cli;
 mod config;
 mod foundation;
+mod guides_alerts;
 mod guides_cli;
 mod guides_mail;
 mod guides_web;
