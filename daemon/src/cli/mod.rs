@@ -5,6 +5,7 @@ mod apply;
 mod auth_test;
 mod client;
 mod explain;
+mod generate;
 mod live;
 pub mod output;
 mod serve;
@@ -23,7 +24,8 @@ use crate::config::{self, Config, Source};
 #[command(
     name = "postern",
     version,
-    about = "Authentication daemon for mail servers and web applications"
+    about = "Authentication daemon for mail servers and web applications",
+    after_help = "Examples:\n  postern serve --config /etc/postern/postern.toml\n  postern check-config --config /etc/postern/postern.toml\n  postern status\n  postern auth test alice --service imap\n  postern explain alice email-send\n\nExit codes: 0 ok, 1 user error, 2 runtime failure. Each command's --help has examples;\nman postern-COMMAND, man postern.toml."
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -33,34 +35,62 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon (embedded defaults without --config and ./postern.toml).
+    #[command(
+        after_help = "Examples:\n  postern serve --config /etc/postern/postern.toml\n  POSTERN_ADMIN_PASSWORD=secret postern serve     # embedded defaults, data under ./data\n\nThe first start on an empty store creates the account admin and prints its password (or\ntakes POSTERN_ADMIN_PASSWORD)."
+    )]
     Serve {
-        #[arg(long)]
+        /// The configuration file, e.g. --config /etc/postern/postern.toml (default:
+        /// ./postern.toml, else the embedded defaults).
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
     /// Validate a configuration and print every error with its key path.
+    #[command(
+        after_help = "Examples:\n  postern check-config --config /etc/postern/postern.toml\n  postern check-config --config /etc/postern/postern.toml --live\n\nExit 1 with one line per problem: FILE: KEY: REASON."
+    )]
     CheckConfig {
-        #[arg(long)]
+        /// The configuration file to check, e.g. --config /etc/postern/postern.toml.
+        #[arg(long, value_name = "FILE")]
         config: PathBuf,
-        /// Also connect to each SQL directory's database and check its queries there.
+        /// Also connect to each SQL directory's database and check its queries there, e.g.
+        /// --live.
         #[arg(long)]
         live: bool,
     },
     /// Create or update objects of the internal store from a provisioning file (idempotent).
+    #[command(
+        after_help = "Examples:\n  postern apply users.toml\n  postern apply --config /etc/postern/postern.toml /etc/postern/provision.toml\n\nThe file's format: /usr/share/doc/postern/examples/provision.example.toml."
+    )]
     Apply {
-        #[arg(long)]
+        /// The daemon's configuration, to find its store, e.g. --config
+        /// /etc/postern/postern.toml (default: ./postern.toml, else the embedded defaults).
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// The provisioning file (TOML): tenants, roles, accounts, groups, API keys, app
+        /// passwords, OAuth clients, defaults. E.g. users.toml.
         provision: PathBuf,
     },
-    /// Read a password from stdin and print its hash.
+    /// Read a password from stdin and print its hash (argon2id; the form `secret` takes).
+    #[command(
+        after_help = "Schemes written: argon2id (argon2id, ARGON2ID, argon2); {ARGON2ID} prints Dovecot's\n{ARGON2ID}-prefixed form, as `doveadm pw -s ARGON2ID` does.\nSchemes accepted as stored hashes (not written): argon2, bcrypt ({BLF-CRYPT}), scrypt,\nyescrypt, PBKDF2, SHA-crypt ({SHA512-CRYPT}, {SHA256-CRYPT}), MD5-crypt ({MD5-CRYPT}),\nLDAP and Dovecot {SSHA512}, {SHA512}, {SSHA256}, {SHA256}, {SSHA}, {SHA}, {SMD5}, {MD5},\n{SCRAM-SHA-1}, {SCRAM-SHA-256}, {PLAIN}.\n\nExamples:\n  printf '%s' 'the password' | postern hash-password\n  printf '%s' 'the password' | postern hash-password --scheme '{ARGON2ID}'"
+    )]
     HashPassword {
+        /// The scheme of the new hash, e.g. --scheme argon2id or --scheme '{ARGON2ID}'.
         #[arg(long, default_value = "argon2id")]
         scheme: String,
     },
     /// Print a principal's effective permissions, or why one permission is granted or denied.
+    #[command(
+        after_help = "Examples:\n  postern explain alice\n  postern explain alice@example.org email-send --config /etc/postern/postern.toml"
+    )]
     Explain {
-        #[arg(long)]
+        /// The daemon's configuration, to find its store, e.g. --config
+        /// /etc/postern/postern.toml.
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// The account's name or address, e.g. alice.
         name: String,
+        /// One permission to explain, e.g. email-send.
         permission: Option<String>,
     },
     /// Ask the running daemon how it is (version, listeners, store, directories, sessions,
@@ -77,11 +107,23 @@ pub enum Command {
     /// Ask the running daemon about a login, as a mail server would.
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// Write man pages (man8/, man5/) and shell completions (completions/) into DIR, from
+    /// these very definitions (the package build runs it).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Where to write, e.g. target/docs.
+        dir: PathBuf,
+    },
     /// Lift the failed-login locks of an account name or a client address (IPv6: its /64).
+    #[command(
+        after_help = "Examples:\n  postern unlock alice\n  postern unlock 192.0.2.7 --config /etc/postern/postern.toml\n  postern unlock 2001:db8::1           # its /64"
+    )]
     Unlock {
-        #[arg(long)]
+        /// The daemon's configuration, to find its store, e.g. --config
+        /// /etc/postern/postern.toml.
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
-        /// An account name, or a client address.
+        /// An account name, or a client address, e.g. alice or 192.0.2.7.
         target: String,
     },
 }
@@ -171,6 +213,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             permission,
         } => tokio_runtime()?.block_on(explain::run(config, name, permission)),
         Command::Status { config } => tokio_runtime()?.block_on(status::run(config)),
+        Command::GenerateDocs { dir } => generate::run(&dir),
         Command::Auth(AuthCommand::Test {
             config,
             service,
@@ -212,10 +255,21 @@ pub fn load_valid(source: &Source) -> Result<Config, Failure> {
 }
 
 fn hash_password(scheme: &str) -> Result<(), Failure> {
-    if !scheme.eq_ignore_ascii_case("argon2id") {
-        return Err(Failure::user(vec![format!(
-            "--scheme: unsupported scheme {scheme:?}; new hashes are argon2id"
-        )]));
+    // Dovecot's `doveadm pw -s ARGON2ID` prints `{ARGON2ID}$argon2id$…`: with the braces,
+    // so does this, for a passwd-file or a `{SCHEME}` column an operator migrates.
+    let braced = scheme.starts_with('{') && scheme.ends_with('}');
+    let name = scheme.trim_start_matches('{').trim_end_matches('}');
+    if !(name.eq_ignore_ascii_case("argon2id") || name.eq_ignore_ascii_case("argon2")) {
+        let verified = postern_directory::secret::is_known_tag(name);
+        return Err(Failure::user(vec![match verified {
+            true => format!(
+                "--scheme: {scheme} hashes are accepted as stored (`secret`, LDAP, SQL) but new \
+                 hashes are argon2id: use --scheme argon2id or {{ARGON2ID}}"
+            ),
+            false => format!(
+                "--scheme: unknown scheme {scheme:?}; new hashes are argon2id (argon2id, ARGON2ID, {{ARGON2ID}})"
+            ),
+        }]));
     }
     let mut input = zeroize::Zeroizing::new(String::new());
     std::io::stdin()
@@ -228,7 +282,10 @@ fn hash_password(scheme: &str) -> Result<(), Failure> {
     }
     let hash = postern_directory::secret::hash_password(password.as_bytes())
         .map_err(|e| Failure::runtime(format!("hashing failed: {e}")))?;
-    output::out!("{hash}")
+    match braced {
+        true => output::out!("{{ARGON2ID}}{hash}"),
+        false => output::out!("{hash}"),
+    }
 }
 
 /// Logging to stderr (journald captures it), text or JSON.

@@ -137,3 +137,144 @@ fn auth_test_and_status_ask_the_running_daemon() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("is postern running?"), "{err}");
 }
+
+#[test]
+fn hash_password_lists_its_schemes_and_takes_dovecot_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let help = postern(&["hash-password", "--help"], dir.path(), None);
+    let (help, _) = text(&help);
+    for scheme in [
+        "argon2id",
+        "{ARGON2ID}",
+        "{SHA512-CRYPT}",
+        "{BLF-CRYPT}",
+        "{SSHA512}",
+        "{PLAIN}",
+    ] {
+        assert!(help.contains(scheme), "{scheme} not in:\n{help}");
+    }
+    for name in ["ARGON2ID", "argon2id"] {
+        let out = postern(
+            &["hash-password", "--scheme", name],
+            dir.path(),
+            Some("pw\n"),
+        );
+        assert!(
+            text(&out).0.starts_with("$argon2id$"),
+            "{name}: {:?}",
+            text(&out)
+        );
+    }
+    let out = postern(
+        &["hash-password", "--scheme", "{ARGON2ID}"],
+        dir.path(),
+        Some("pw\n"),
+    );
+    assert!(
+        text(&out).0.starts_with("{ARGON2ID}$argon2id$"),
+        "{:?}",
+        text(&out)
+    );
+    // A scheme Postern verifies but does not write: said so, exit 1.
+    let out = postern(
+        &["hash-password", "--scheme", "SHA512-CRYPT"],
+        dir.path(),
+        Some("pw\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("accepted as stored"),
+        "{:?}",
+        text(&out)
+    );
+}
+
+#[test]
+fn admin_password_given_to_a_store_with_accounts_is_reported() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "[server]\nstate-dir = \"{}\"\n\n[[listener]]\nprotocol = \"http\"\nbind = \"127.0.0.1:0\"\n",
+        state.path().display()
+    );
+    let env = [("POSTERN_ADMIN_PASSWORD", "first-admin-pw")];
+    let mut first = Daemon::start(&config, &env);
+    assert!(first
+        .banner
+        .iter()
+        .any(|l| l.contains("POSTERN_ADMIN_PASSWORD")));
+    assert!(!first.logs().contains("POSTERN_ADMIN_PASSWORD ignored"));
+    assert!(first.stop().success());
+    let second = Daemon::start(&config, &[("POSTERN_ADMIN_PASSWORD", "another-pw")]);
+    let logs = second.logs();
+    assert!(logs.contains("POSTERN_ADMIN_PASSWORD ignored"), "{logs}");
+    assert!(!logs.contains("another-pw"), "the password was logged");
+    // And the first password still holds.
+    assert_eq!(
+        login(&second.url("/auth/login"), "admin", "first-admin-pw").status,
+        200
+    );
+}
+
+/// `postern --help` and every subcommand's help (recursively) show examples, and every flag's
+/// help gives one ("e.g."), so a new subcommand cannot land undocumented.
+#[test]
+fn every_subcommand_help_has_examples_for_every_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut queue = vec![Vec::<String>::new()];
+    let mut seen = 0;
+    while let Some(path) = queue.pop() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let (help, _) = text(&postern(&args, dir.path(), None));
+        seen += 1;
+        let mut section = "";
+        let mut flag: Option<String> = None;
+        let mut flag_text = String::new();
+        let check_flag = |flag: &Option<String>, text: &str| {
+            if let Some(f) = flag {
+                assert!(
+                    text.contains("e.g."),
+                    "postern {} --help: {f} has no example:\n{help}",
+                    path.join(" ")
+                );
+            }
+        };
+        for line in help.lines() {
+            if !line.starts_with(' ') {
+                section = line.trim_end_matches(':');
+                continue;
+            }
+            match section {
+                "Commands" => {
+                    let name = line.split_whitespace().next().unwrap_or_default();
+                    if name != "help" {
+                        let mut sub = path.clone();
+                        sub.push(name.to_string());
+                        queue.push(sub);
+                    }
+                }
+                "Options" => {
+                    let trimmed = line.trim_start();
+                    if trimmed.starts_with('-') {
+                        check_flag(&flag, &flag_text);
+                        let name = trimmed.split_whitespace().next().unwrap_or_default();
+                        let builtin = ["-h,", "--help", "-V,", "--version"].contains(&name);
+                        flag = (!builtin).then(|| name.to_string());
+                        flag_text = trimmed.to_string();
+                    } else {
+                        flag_text.push_str(trimmed);
+                    }
+                }
+                _ => {}
+            }
+        }
+        check_flag(&flag, &flag_text);
+        let leaf_or_root = path.is_empty() || !help.contains("\nCommands:");
+        assert!(
+            !leaf_or_root || help.contains("Examples:"),
+            "postern {} --help has no examples:\n{help}",
+            path.join(" ")
+        );
+    }
+    assert!(seen >= 9, "only {seen} help pages");
+}
