@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub mod docs;
+pub mod dovecot;
 pub mod exim;
 pub mod mail;
 pub mod mariadb;

@@ -3,6 +3,7 @@
 
 mod apply;
 mod auth_test;
+mod checkpassword;
 mod client;
 mod explain;
 mod generate;
@@ -156,6 +157,29 @@ pub enum AuthCommand {
         /// The account name, e.g. alice or alice@example.org.
         user: String,
     },
+    /// The checkpassword interface for Dovecot's `passdb checkpassword`: reads
+    /// `user\0password\0` on descriptor 3, asks the running daemon, and on success runs the
+    /// reply program Dovecot passes with USER set; exit 1 refused, 111 temporary failure.
+    #[command(
+        after_help = "Example (dovecot.conf):\n  passdb {\n    driver = checkpassword\n    args = /usr/sbin/postern auth checkpassword --socket unix:/run/postern/dovecot-auth\n  }"
+    )]
+    Checkpassword {
+        /// The daemon's configuration, to find its dovecot-auth listener, e.g. --config
+        /// /etc/postern/postern.toml (not needed with --socket).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The dovecot-auth listener to ask, e.g. --socket unix:/run/postern/dovecot-auth.
+        #[arg(long, value_name = "ADDRESS")]
+        socket: Option<String>,
+        /// The service the login is for, e.g. --service pop3 (default: Dovecot's SERVICE
+        /// variable, else imap).
+        #[arg(long)]
+        service: Option<String>,
+        /// The reply program and its arguments (Dovecot appends its checkpassword-reply),
+        /// e.g. /usr/lib/dovecot/checkpassword-reply.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        reply: Vec<String>,
+    },
 }
 
 /// A failure to report: its lines and exit code.
@@ -227,6 +251,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             mechanism,
             socket,
         })),
+        Command::Auth(AuthCommand::Checkpassword {
+            config,
+            socket,
+            service,
+            reply,
+        }) => checkpassword::run(checkpassword::Request {
+            config,
+            socket,
+            service,
+            reply,
+        }),
         Command::Unlock { config, target } => {
             tokio_runtime()?.block_on(throttle::unlock(config, target))
         }

@@ -26,6 +26,13 @@ name = "bob"
 password = "Bob-guide-pw"
 roles = "user"
 permissions = { mode = "merge", disabled = ["email-send"] }
+
+# dave may send mail but not read it over IMAP.
+[[account]]
+name = "dave"
+password = "Dave-guide-pw"
+roles = "user"
+permissions = { mode = "merge", disabled = ["imap-authenticate"] }
 "#;
 
 /// A daemon with an HTTP listener and `listener` (a guide's snippet), alice and bob provisioned.
@@ -357,5 +364,68 @@ fn saslauthd_guide() {
         "235 2.7.0 Authentication successful",
         "535 5.7.8",
         || format!("{}\n{}", postfix.maillog(), d.logs()),
+    );
+}
+
+#[test]
+fn dovecot_guide() {
+    use postern_e2e::dovecot::Dovecot;
+    use postern_e2e::mail::imap_login;
+
+    let sockets = socket_dir();
+    let socket = sockets.path().join("dovecot-auth");
+    let socket = socket.to_str().expect("utf-8");
+    let d = daemon_with(&adapted(
+        "dovecot.md",
+        "listener",
+        &[("/run/postern/dovecot-auth", socket)],
+    ));
+    let bin = postern_bin();
+    let dovecot = Dovecot::start(&adapted(
+        "dovecot.md",
+        "passdb",
+        &[
+            ("/run/postern/dovecot-auth", socket),
+            ("/usr/sbin/postern", bin.to_str().expect("utf-8")),
+        ],
+    ));
+    let ctx = || format!("{}\n{}", dovecot.logs(), d.logs());
+    let (greeting, answer) = imap_login(&dovecot.imap_addr(), "alice", ALICE_PW);
+    assert!(greeting.starts_with("* OK"), "{greeting}");
+    assert!(answer.starts_with("a1 OK"), "alice: {answer}\n{}", ctx());
+    let (_, answer) = imap_login(&dovecot.imap_addr(), "alice", "not-her-password");
+    assert!(
+        answer.starts_with("a1 NO"),
+        "wrong password: {answer}\n{}",
+        ctx()
+    );
+    let (_, answer) = imap_login(&dovecot.imap_addr(), "dave", "Dave-guide-pw");
+    assert!(
+        answer.starts_with("a1 NO"),
+        "dave without imap-authenticate: {answer}"
+    );
+    // Logged in under her address, she is the canonical account to Dovecot.
+    let (_, answer) = imap_login(&dovecot.imap_addr(), "alice@example.org", ALICE_PW);
+    assert!(
+        answer.starts_with("a1 OK"),
+        "alice@example.org: {answer}\n{}",
+        ctx()
+    );
+    let logs = d.logs();
+    assert!(
+        logs.lines().any(|l| l.contains("frontend=\"dovecot-auth\"")
+            && l.contains("service=imap")
+            && l.contains("user=alice")),
+        "{logs}"
+    );
+    assert!(
+        postern_e2e::within(Duration::from_secs(5), "Dovecot's user alice", || {
+            dovecot.logs().contains("imap(alice)")
+        }) < Duration::from_secs(5)
+    );
+    assert!(
+        !dovecot.logs().contains("imap(alice@example.org)"),
+        "Dovecot kept the typed name:\n{}",
+        dovecot.logs()
     );
 }
