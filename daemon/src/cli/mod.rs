@@ -161,7 +161,7 @@ pub enum AuthCommand {
     /// `user\0password\0` on descriptor 3, asks the running daemon, and on success runs the
     /// reply program Dovecot passes with USER set; exit 1 refused, 111 temporary failure.
     #[command(
-        after_help = "Example (dovecot.conf):\n  passdb {\n    driver = checkpassword\n    args = /usr/sbin/postern auth checkpassword --socket unix:/run/postern/dovecot-auth\n  }"
+        after_help = "Examples:\n  # dovecot.conf\n  passdb {\n    driver = checkpassword\n    args = /usr/sbin/postern auth checkpassword --socket unix:/run/postern/dovecot-auth\n  }"
     )]
     Checkpassword {
         /// The daemon's configuration, to find its dovecot-auth listener, e.g. --config
