@@ -26,6 +26,8 @@ pub struct Metrics {
     pub directory_pool: IntGaugeVec,
     /// Connections and requests refused or cut off to bound the work a client can cause.
     pub refused: IntCounterVec,
+    /// `GET /auth/verify` answers by outcome.
+    pub forward_auth: IntCounterVec,
 }
 
 /// Outcome labels of `postern_auth_requests_total`.
@@ -113,6 +115,26 @@ fn throttle_locks(r: &Registry) -> R<IntCounterVec> {
     // Every series exists from the start, so that dashboards show 0 rather than nothing.
     for kind in ["address", "account-address", "account"] {
         c.with_label_values(&[kind]).inc_by(0);
+    }
+    Ok(c)
+}
+
+/// Every outcome exists from the start, so that an alert on denials has a series to rate.
+fn forward_auth(r: &Registry) -> R<IntCounterVec> {
+    let c = counter(
+        r,
+        "postern_forward_auth_requests_total",
+        "GET /auth/verify answers by outcome (allowed, unauthenticated, forbidden, bad_request, unavailable).",
+        &["outcome"],
+    )?;
+    for outcome in [
+        "allowed",
+        "unauthenticated",
+        "forbidden",
+        "bad_request",
+        "unavailable",
+    ] {
+        c.with_label_values(&[outcome]).inc_by(0);
     }
     Ok(c)
 }
@@ -209,6 +231,7 @@ impl Metrics {
                 "Connections and requests refused or closed to bound a client's hold on the daemon, by front-end and reason.",
                 &["frontend", "reason"],
             )?,
+            forward_auth: forward_auth(&r)?,
             registry: r,
         })
     }

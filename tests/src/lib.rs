@@ -9,6 +9,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod docs;
+pub mod dovecot;
+pub mod exim;
 pub mod mail;
 pub mod mariadb;
 pub mod nginx;
@@ -17,6 +20,7 @@ pub mod postfix;
 pub mod slapd;
 pub mod sqldb;
 pub mod tls;
+pub mod webproxy;
 
 /// The workspace root.
 pub fn root() -> PathBuf {

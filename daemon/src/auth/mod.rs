@@ -210,6 +210,14 @@ impl Engine {
             .inc();
     }
 
+    /// Counts one `GET /auth/verify` answer; `outcome` is a fixed word.
+    pub fn count_verify(&self, outcome: &str) {
+        self.metrics
+            .forward_auth
+            .with_label_values(&[outcome])
+            .inc();
+    }
+
     /// The `postern_refused_total` series of one front-end and reason.
     pub fn refusal_counter(&self, frontend: &str, reason: &str) -> prometheus::IntCounter {
         self.metrics.refused.with_label_values(&[frontend, reason])

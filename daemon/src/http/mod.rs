@@ -15,6 +15,7 @@ mod oauth_error;
 mod ops;
 mod serve;
 mod state;
+pub mod verify;
 
 use std::net::SocketAddr;
 
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth::routes())
         .merge(ops::routes())
+        .merge(verify::routes())
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
