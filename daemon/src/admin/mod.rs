@@ -23,6 +23,7 @@ use crate::authz::Policy;
 
 pub use credentials::{CredentialCreated, CredentialRequest, CredentialView};
 pub use guard::Actor;
+pub use objects::WithVersion;
 pub use principals::{Explanation, JmapPrincipal, PrincipalQuery};
 
 /// The management operations over one store.
