@@ -133,8 +133,10 @@ impl Actor {
 /// contribution to a member (its own pair by its mode, and its parent groups'). A dangling
 /// reference is the store's to report: it is refused at commit.
 pub fn confers(policy: &Policy, a: &Account) -> Result<PermSet, AdminError> {
-    let invalid = |e: crate::authz::AuthzError| {
-        AdminError::Invalid(vec![format!("account {:?}: {e}", a.name)])
+    let what = format!("account {:?}", a.name);
+    let invalid = |e: crate::authz::AuthzError| match e {
+        crate::authz::AuthzError::UnknownPermission { names, .. } => unknown(&what, &names),
+        e => AdminError::Invalid(vec![format!("{what}: {e}")]),
     };
     match a.kind {
         AccountType::Individual => {
@@ -142,12 +144,7 @@ pub fn confers(policy: &Policy, a: &Account) -> Result<PermSet, AdminError> {
             Ok(policy.evaluate(&subject).map_err(invalid)?.effective)
         }
         AccountType::Group => {
-            let spec = Spec::compile(&a.permissions).map_err(|names| {
-                AdminError::Invalid(vec![format!(
-                    "account {:?}: unknown permissions {names:?}",
-                    a.name
-                )])
-            })?;
+            let spec = Spec::compile(&a.permissions).map_err(|names| unknown(&what, &names))?;
             let own = match spec.mode {
                 Mode::Replace => spec.own.enabled.minus(&spec.own.disabled),
                 mode => {
@@ -175,6 +172,21 @@ pub fn confers(policy: &Policy, a: &Account) -> Result<PermSet, AdminError> {
             Ok(own.union(&up))
         }
     }
+}
+
+/// One problem per unknown permission name, worded as the store words them.
+fn unknown(what: &str, names: &[String]) -> AdminError {
+    AdminError::Invalid(
+        names
+            .iter()
+            .map(|n| {
+                format!(
+                    "{what}: permissions: unknown permission {n:?}{}",
+                    crate::authz::permission_hint(n)
+                )
+            })
+            .collect(),
+    )
 }
 
 /// The permissions `names` stand for; unknown names are the store's to report.
