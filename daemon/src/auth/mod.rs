@@ -191,6 +191,17 @@ impl Engine {
         }
     }
 
+    /// The store, for the management operations (`crate::admin`), which write through its
+    /// `Tx` as `apply` does.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The password hasher (new passwords written through the management API).
+    pub fn hasher(&self) -> &Hasher {
+        &self.hasher
+    }
+
     pub fn clock(&self) -> &dyn Clock {
         self.clock.as_ref()
     }

@@ -5,6 +5,7 @@
 //! reloadable settings), the extractors of [`extract`], and two error families, [`ApiError`]
 //! (SPEC §6 JSON) and [`OAuthError`] (RFC 6749).
 
+pub mod api;
 pub mod auth;
 pub mod cookie;
 mod error;
@@ -40,6 +41,7 @@ pub struct ClientAddr(pub Option<SocketAddr>);
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth::routes())
+        .merge(api::routes())
         .merge(ops::routes())
         .merge(verify::routes())
         .fallback(ops::not_found)

@@ -364,6 +364,7 @@ impl Tx {
             self.refs.tenant(&what, t);
         }
         self.refs.groups(&what, &input.member_of);
+        self.refs.identity(&what, &input.name, &input.emails);
         if old
             .as_ref()
             .is_some_and(|o| o.account.kind == AccountType::Group)
