@@ -1,6 +1,7 @@
 //! The engine every front-end shares: the directory chain, the policy in memory, throttling,
 //! sessions and metrics.
 
+pub mod access_token;
 pub mod bearer;
 mod chain;
 pub mod clock;
@@ -82,6 +83,8 @@ pub struct Engine {
     throttle: Throttle,
     clock: Arc<dyn Clock>,
     session_ttl: Duration,
+    /// The OAuth server's issuer and signing keys (`access_token.rs`).
+    oauth: crate::oauth::Authority,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +119,7 @@ impl Engine {
                 clock.clone(),
                 metrics.throttle_locks.clone(),
             ),
+            oauth: crate::oauth::Authority::new(store.clone()),
             store,
             metrics,
             hasher,

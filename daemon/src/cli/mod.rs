@@ -4,6 +4,7 @@
 mod apply;
 mod explain;
 mod live;
+mod oauth;
 pub mod output;
 mod serve;
 mod throttle;
@@ -72,6 +73,16 @@ pub enum Command {
         /// An account name, or a client address.
         target: String,
     },
+    /// The OAuth server's signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: oauth::KeysAction,
+    },
+    /// OAuth clients: add (secret printed once), list, remove.
+    OauthClient {
+        #[command(subcommand)]
+        action: oauth::ClientAction,
+    },
 }
 
 /// A failure to report: its lines and exit code.
@@ -132,6 +143,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Unlock { config, target } => {
             tokio_runtime()?.block_on(throttle::unlock(config, target))
         }
+        Command::Keys { action } => tokio_runtime()?.block_on(oauth::keys(action)),
+        Command::OauthClient { action } => tokio_runtime()?.block_on(oauth::clients(action)),
     };
     Ok(match result {
         Ok(()) => ExitCode::SUCCESS,

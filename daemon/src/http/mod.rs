@@ -11,6 +11,7 @@ mod error;
 pub mod extract;
 pub mod forwarded;
 pub mod nginx;
+pub mod oauth;
 mod oauth_error;
 mod ops;
 mod serve;
@@ -39,6 +40,7 @@ pub struct ClientAddr(pub Option<SocketAddr>);
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth::routes())
+        .merge(oauth::routes())
         .merge(ops::routes())
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
