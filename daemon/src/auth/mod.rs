@@ -296,6 +296,9 @@ impl Engine {
                     if let Err(e) = engine.store.purge_sessions(now, 86_400).await {
                         tracing::debug!(error = %e, "session purge failed");
                     }
+                    if let Err(e) = engine.store.purge_oauth(now, 86_400).await {
+                        tracing::debug!(error = %e, "OAuth purge failed");
+                    }
                 }
                 n = n.wrapping_add(1);
             }

@@ -192,12 +192,22 @@ impl KeyRing {
 
     /// The verifying key named `kid`, if it is still published.
     pub async fn decoding_key(&self, kid: &str, now: i64) -> Result<Option<DecodingKey>, KeyError> {
+        let find = |c: &Cached| {
+            c.keys
+                .iter()
+                .find(|k| k.kid == kid)
+                .map(|k| k.decoding.clone())
+        };
         let keys = self.keys(now).await?;
-        Ok(keys
-            .keys
-            .iter()
-            .find(|k| k.kid == kid)
-            .map(|k| k.decoding.clone()))
+        if let Some(k) = find(&keys) {
+            return Ok(Some(k));
+        }
+        // A key another daemon just made: looked for again, at most once a second, so that
+        // tokens with made-up kids cannot make every request read the store.
+        if keys.loaded_at < now {
+            return Ok(find(&*self.reload(now).await?));
+        }
+        Ok(None)
     }
 
     /// The JWKS document: public parts only.

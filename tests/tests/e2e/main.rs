@@ -8,6 +8,7 @@ mod foundation;
 mod hardening;
 mod ldap;
 mod mail;
+mod oauth;
 mod ops;
 mod reload;
 mod sql;
