@@ -358,11 +358,12 @@ pub fn fixture(name: &str) -> PathBuf {
 /// Runs `node SCRIPT` with the test's environment; its last stdout line is JSON.
 pub fn node(script: &str, env: &[(&str, &str)]) -> serde_json::Value {
     let dir = node_env();
+    // ESM resolves bare imports from the script's own directory: the script runs from a copy
+    // beside node_modules.
+    let copy = dir.join(script);
+    std::fs::copy(fixture(script), &copy).expect("copy the fixture script");
     let mut cmd = Command::new("node");
-    cmd.arg(fixture(script))
-        .env("NODE_PATH", dir.join("node_modules"));
-    // ESM ignores NODE_PATH: the scripts import from this directory.
-    cmd.env("POSTERN_NODE_MODULES", dir.join("node_modules"));
+    cmd.arg(&copy);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -9,6 +9,7 @@ mod hardening;
 mod ldap;
 mod mail;
 mod oauth;
+mod oauth_clients;
 mod ops;
 mod reload;
 mod sql;
