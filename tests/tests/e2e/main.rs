@@ -10,6 +10,7 @@ mod ldap;
 mod mail;
 mod oauth;
 mod oauth_clients;
+mod oauth_mail;
 mod ops;
 mod reload;
 mod sql;
