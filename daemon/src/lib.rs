@@ -10,5 +10,6 @@ pub mod frontend;
 pub mod http;
 pub mod metrics;
 pub mod net;
+pub mod oauth;
 pub mod runtime;
 pub mod tls;

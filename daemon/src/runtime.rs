@@ -174,6 +174,7 @@ pub async fn engine_with_metrics(
         },
     )
     .await?;
+    engine.oauth().set_issuer(&config.server.public_url);
     Ok((Arc::new(engine), builder))
 }
 

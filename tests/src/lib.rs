@@ -15,6 +15,7 @@ pub mod exim;
 pub mod mail;
 pub mod mariadb;
 pub mod nginx;
+pub mod oauth_clients;
 pub mod pg;
 pub mod postfix;
 pub mod slapd;
@@ -306,6 +307,11 @@ impl Reply {
     }
 }
 
+/// A [`Reply`] from what ureq returned (an error status is a reply too).
+pub fn reply_of(r: Result<ureq::Response, ureq::Error>) -> Reply {
+    reply(r)
+}
+
 fn reply(r: Result<ureq::Response, ureq::Error>) -> Reply {
     let resp = match r {
         Ok(r) => r,
@@ -371,7 +377,7 @@ pub fn run(cmd: &mut Command) -> Output {
 }
 
 /// Standard base64 with padding (the tests crate has no base64 dependency).
-fn base64(data: &[u8]) -> String {
+pub fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {

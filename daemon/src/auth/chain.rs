@@ -79,6 +79,8 @@ pub enum Method {
     ApiKey,
     /// An identity proven by an external provider (OIDC login, a provider's token).
     Oidc,
+    /// One of this server's own OAuth access tokens.
+    OAuth,
 }
 
 impl Method {
@@ -88,6 +90,7 @@ impl Method {
             Method::AppPassword => "app-password",
             Method::ApiKey => "api-key",
             Method::Oidc => "oidc",
+            Method::OAuth => "oauth",
         }
     }
 
@@ -98,6 +101,7 @@ impl Method {
             Method::AppPassword,
             Method::ApiKey,
             Method::Oidc,
+            Method::OAuth,
         ]
         .into_iter()
         .find(|m| m.as_str() == text)

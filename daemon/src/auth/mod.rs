@@ -1,6 +1,7 @@
 //! The engine every front-end shares: the directory chain, the policy in memory, throttling,
 //! sessions and metrics.
 
+pub mod access_token;
 pub mod bearer;
 mod chain;
 pub mod clock;
@@ -82,6 +83,8 @@ pub struct Engine {
     throttle: Throttle,
     clock: Arc<dyn Clock>,
     session_ttl: Duration,
+    /// The OAuth server's issuer and signing keys (`access_token.rs`).
+    oauth: crate::oauth::Authority,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +119,7 @@ impl Engine {
                 clock.clone(),
                 metrics.throttle_locks.clone(),
             ),
+            oauth: crate::oauth::Authority::new(store.clone()),
             store,
             metrics,
             hasher,
@@ -310,6 +314,9 @@ impl Engine {
                     }
                     if let Err(e) = engine.store.purge_sessions(now, 86_400).await {
                         tracing::debug!(error = %e, "session purge failed");
+                    }
+                    if let Err(e) = engine.store.purge_oauth(now, 86_400).await {
+                        tracing::debug!(error = %e, "OAuth purge failed");
                     }
                 }
                 n = n.wrapping_add(1);

@@ -127,6 +127,9 @@ impl Engine {
         token: &str,
         ip: Option<IpAddr>,
     ) -> Result<Option<Bearer>, StoreError> {
+        if crate::oauth::jwt::looks_like_jwt(token) {
+            return self.access_token_bearer(token).await;
+        }
         if token.is_empty() || token.len() > 512 {
             return Ok(None);
         }

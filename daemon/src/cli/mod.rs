@@ -8,6 +8,7 @@ mod client;
 mod explain;
 mod generate;
 mod live;
+mod oauth;
 pub mod output;
 mod serve;
 mod status;
@@ -126,6 +127,16 @@ pub enum Command {
         config: Option<PathBuf>,
         /// An account name, or a client address, e.g. alice or 192.0.2.7.
         target: String,
+    },
+    /// The OAuth server's signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: oauth::KeysAction,
+    },
+    /// OAuth clients: add (secret printed once), list, remove.
+    OauthClient {
+        #[command(subcommand)]
+        action: oauth::ClientAction,
     },
 }
 
@@ -265,6 +276,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Unlock { config, target } => {
             tokio_runtime()?.block_on(throttle::unlock(config, target))
         }
+        Command::Keys { action } => tokio_runtime()?.block_on(oauth::keys(action)),
+        Command::OauthClient { action } => tokio_runtime()?.block_on(oauth::clients(action)),
     };
     Ok(match result {
         Ok(()) => ExitCode::SUCCESS,

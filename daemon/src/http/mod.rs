@@ -12,6 +12,7 @@ mod error;
 pub mod extract;
 pub mod forwarded;
 pub mod nginx;
+pub mod oauth;
 mod oauth_error;
 mod ops;
 mod serve;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth::routes())
         .merge(api::routes())
+        .merge(oauth::routes())
         .merge(ops::routes())
         .merge(verify::routes())
         .fallback(ops::not_found)

@@ -5,7 +5,8 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::model::{
-    AccountType, AuthDefaults, Credential, OAuthClient, Permissions, Role, RoleSet, Tenant,
+    AccountType, AuthDefaults, ClientType, Credential, OAuthClient, Permissions, Role, RoleSet,
+    Tenant,
 };
 
 /// A cleartext password on its way to being hashed: zeroized when dropped, never printed.
@@ -76,6 +77,14 @@ pub struct OAuthClientInput {
     pub roles: Option<RoleSet>,
     #[serde(default)]
     pub permissions: Permissions,
+    #[serde(default, rename = "type")]
+    pub client_type: Option<ClientType>,
+    #[serde(default)]
+    pub grant_types: Vec<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub first_party: bool,
 }
 
 impl OAuthClientInput {
@@ -88,6 +97,10 @@ impl OAuthClientInput {
             member_tenant_id: self.member_tenant_id.clone(),
             roles: self.roles.clone(),
             permissions: self.permissions.clone(),
+            client_type: self.client_type,
+            grant_types: self.grant_types.clone(),
+            scopes: self.scopes.clone(),
+            first_party: self.first_party,
         }
     }
 }

@@ -299,6 +299,42 @@ pub struct OAuthClient {
     pub roles: Option<RoleSet>,
     #[serde(default)]
     pub permissions: Permissions,
+    /// `confidential` (has a secret) or `public`; absent: as the secret says.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub client_type: Option<ClientType>,
+    /// Grant types allowed; empty: `authorization_code` and `refresh_token`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grant_types: Vec<String>,
+    /// Scopes it may ask for; empty: every scope the server knows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// The site's own application: consent is implicit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub first_party: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientType {
+    Confidential,
+    Public,
+}
+
+/// The scopes the OAuth server knows (`openid` asks for an ID token).
+pub const OAUTH_SCOPES: [&str; 5] = ["openid", "profile", "email", "groups", "offline_access"];
+
+/// The grant types an OAuth client may be given.
+pub const GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
+
+impl OAuthClient {
+    /// The grant types in force for this client.
+    pub fn allows_grant(&self, grant_type: &str) -> bool {
+        if self.grant_types.is_empty() {
+            matches!(grant_type, "authorization_code" | "refresh_token")
+        } else {
+            self.grant_types.iter().any(|g| g == grant_type)
+        }
+    }
 }
 
 /// Ids of the built-in roles; they always exist and cannot be provisioned.

@@ -58,6 +58,9 @@ pub struct OAuthClientView {
     pub permissions: Permissions,
     /// Confidential (has a secret) or public.
     pub confidential: bool,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub first_party: bool,
     pub version: i64,
 }
 
@@ -72,6 +75,9 @@ impl From<&StoredOAuthClient> for OAuthClientView {
             roles: c.roles.clone(),
             permissions: c.permissions.clone(),
             confidential: s.secret.is_some(),
+            grant_types: c.grant_types.clone(),
+            scopes: c.scopes.clone(),
+            first_party: c.first_party,
             version: s.version,
         }
     }

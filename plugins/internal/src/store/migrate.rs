@@ -38,6 +38,28 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX IF NOT EXISTS accounts_tenant ON accounts (tenant, name);
      CREATE INDEX IF NOT EXISTS accounts_kind ON accounts (kind, name);
      CREATE INDEX IF NOT EXISTS sessions_account ON sessions (account)",
+    // The OAuth authorization server (`oauth_keys.rs`, `oauth_grants.rs`): signing keys shared
+    // by every daemon, grants with their refresh tokens and codes (hashes only), access tokens
+    // revoked before their expiry (by `jti`), and remembered consents.
+    "CREATE TABLE IF NOT EXISTS oauth_keys (
+        kid TEXT PRIMARY KEY, alg TEXT NOT NULL, private_key TEXT NOT NULL,
+        public_jwk TEXT NOT NULL, created_at BIGINT NOT NULL, signs_from BIGINT NOT NULL);
+     CREATE TABLE IF NOT EXISTS oauth_grants (
+        id TEXT PRIMARY KEY, client_id TEXT NOT NULL, account TEXT NOT NULL,
+        created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, revoked_at BIGINT,
+        body TEXT NOT NULL);
+     CREATE INDEX IF NOT EXISTS oauth_grants_expires ON oauth_grants (expires_at);
+     CREATE TABLE IF NOT EXISTS oauth_refresh_tokens (
+        token_hash TEXT PRIMARY KEY, grant_id TEXT NOT NULL, expires_at BIGINT NOT NULL,
+        used_at BIGINT);
+     CREATE INDEX IF NOT EXISTS oauth_refresh_grant ON oauth_refresh_tokens (grant_id);
+     CREATE TABLE IF NOT EXISTS oauth_codes (
+        code_hash TEXT PRIMARY KEY, expires_at BIGINT NOT NULL, used_at BIGINT,
+        grant_id TEXT, body TEXT NOT NULL);
+     CREATE TABLE IF NOT EXISTS oauth_revoked (jti TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);
+     CREATE TABLE IF NOT EXISTS oauth_consents (
+        account TEXT NOT NULL, client_id TEXT NOT NULL, scope TEXT NOT NULL,
+        PRIMARY KEY (account, client_id))",
 ];
 
 pub(super) async fn migrate(pool: &AnyPool) -> Result<(), StoreError> {

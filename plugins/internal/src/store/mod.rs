@@ -19,6 +19,8 @@ mod defaults;
 mod failures;
 mod migrate;
 mod oauth_clients;
+pub mod oauth_grants;
+pub mod oauth_keys;
 mod references;
 mod roles;
 pub mod sessions;

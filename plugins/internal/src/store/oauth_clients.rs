@@ -7,7 +7,7 @@ use super::bodies::{self, OAUTH_CLIENTS};
 use super::WriteError;
 use super::{check_id, page, parse, to_json, Change, Expect, ListQuery, Page, Store, Tx};
 use crate::input::OAuthClientInput;
-use crate::model::{OAuthClient, StoredSecret};
+use crate::model::{ClientType, OAuthClient, StoredSecret, GRANT_TYPES, OAUTH_SCOPES};
 use crate::StoreError;
 
 /// An OAuth client as stored.
@@ -76,6 +76,35 @@ impl Tx {
         if let Some(hash) = &input.secret {
             if let Err(e) = secret::identify(hash) {
                 problems.push(format!("{what}: secret: {e}"));
+            }
+        }
+        match (input.client_type, &input.secret) {
+            (Some(ClientType::Confidential), None) => problems.push(format!(
+                "{what}: type: a confidential client needs a secret"
+            )),
+            (Some(ClientType::Public), Some(_)) => {
+                problems.push(format!("{what}: type: a public client has no secret"))
+            }
+            _ => {}
+        }
+        for g in &input.grant_types {
+            if !GRANT_TYPES.contains(&g.as_str()) {
+                problems.push(format!(
+                    "{what}: grantTypes: unknown grant type {g:?} (known: {})",
+                    GRANT_TYPES.join(", ")
+                ));
+            } else if g == "client_credentials" && input.secret.is_none() {
+                problems.push(format!(
+                    "{what}: grantTypes: client_credentials needs a confidential client"
+                ));
+            }
+        }
+        for s in &input.scopes {
+            if !OAUTH_SCOPES.contains(&s.as_str()) {
+                problems.push(format!(
+                    "{what}: scopes: unknown scope {s:?} (known: {})",
+                    OAUTH_SCOPES.join(", ")
+                ));
             }
         }
         self.invalid(problems)?;
