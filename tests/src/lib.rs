@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 pub mod mail;
 pub mod mariadb;
 pub mod nginx;
+pub mod oidc_provider;
 pub mod pg;
 pub mod postfix;
 pub mod slapd;

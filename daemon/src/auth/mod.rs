@@ -1,10 +1,12 @@
 //! The engine every front-end shares: the directory chain, the policy in memory, throttling,
 //! sessions and metrics.
 
+pub mod app_passwords;
 pub mod bearer;
 mod chain;
 pub mod clock;
 mod login;
+mod provider_token;
 mod rules;
 mod session;
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! reloadable settings), the extractors of [`extract`], and two error families, [`ApiError`]
 //! (SPEC §6 JSON) and [`OAuthError`] (RFC 6749).
 
+mod app_passwords;
 pub mod auth;
 pub mod cookie;
 mod error;
@@ -12,6 +13,7 @@ pub mod extract;
 pub mod forwarded;
 pub mod nginx;
 mod oauth_error;
+pub mod oidc;
 mod ops;
 mod serve;
 mod state;
@@ -40,6 +42,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth::routes())
         .merge(ops::routes())
+        .merge(oidc::routes())
+        .merge(app_passwords::routes())
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

@@ -8,6 +8,7 @@ mod foundation;
 mod hardening;
 mod ldap;
 mod mail;
+mod oidc;
 mod ops;
 mod reload;
 mod sql;
