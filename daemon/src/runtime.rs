@@ -103,12 +103,15 @@ pub fn directories(
                 postern_sql::SqlDirectory::new(name, c.clone(), hasher.scoped())
                     .map_err(|e| BuildError::Config(format!("directory.{name}.{e}")))?,
             ),
-            Some(other) => {
-                return Err(BuildError::Config(format!(
-                    "directory.{name}: type {:?} is not available in this build yet",
-                    other.kind()
-                )))
-            }
+            Some(DirectoryConfig::Oidc(c)) => Arc::new(
+                postern_oidc::OidcDirectory::new(
+                    name,
+                    c.clone(),
+                    &config.server.public_url,
+                    oidc_clock(),
+                )
+                .map_err(|e| BuildError::Config(format!("directory.{name}.{e}")))?,
+            ),
             None => {
                 return Err(BuildError::Config(format!(
                     "authentication.directories: no [directory.{name}] section"
@@ -118,6 +121,11 @@ pub fn directories(
         chain.push(Link::External(directory));
     }
     Ok(chain)
+}
+
+/// The wall clock for OIDC directories (token expiry), read through the engine's clock type.
+pub fn oidc_clock() -> postern_oidc::Now {
+    Arc::new(|| SystemClock.unix())
 }
 
 /// The name `[authentication] directories` gives the internal store's directory.

@@ -16,6 +16,7 @@ pub mod mail;
 pub mod mariadb;
 pub mod nginx;
 pub mod oauth_clients;
+pub mod oidc_provider;
 pub mod pg;
 pub mod postfix;
 pub mod slapd;

@@ -2,10 +2,12 @@
 //! sessions and metrics.
 
 pub mod access_token;
+pub mod app_passwords;
 pub mod bearer;
 mod chain;
 pub mod clock;
 mod login;
+mod provider_token;
 mod rules;
 mod session;
 #[cfg(test)]

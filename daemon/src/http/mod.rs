@@ -6,6 +6,7 @@
 //! (SPEC §6 JSON) and [`OAuthError`] (RFC 6749).
 
 pub mod api;
+mod app_passwords;
 pub mod auth;
 pub mod cookie;
 mod error;
@@ -14,6 +15,7 @@ pub mod forwarded;
 pub mod nginx;
 pub mod oauth;
 mod oauth_error;
+pub mod oidc;
 mod ops;
 mod serve;
 mod state;
@@ -46,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth::routes())
         .merge(ops::routes())
         .merge(verify::routes())
+        .merge(oidc::routes())
+        .merge(app_passwords::routes())
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

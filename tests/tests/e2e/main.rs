@@ -16,6 +16,7 @@ mod mail;
 mod oauth;
 mod oauth_clients;
 mod oauth_mail;
+mod oidc;
 mod ops;
 mod reload;
 mod sql;
