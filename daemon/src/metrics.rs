@@ -26,6 +26,10 @@ pub struct Metrics {
     pub directory_pool: IntGaugeVec,
     /// Connections and requests refused or cut off to bound the work a client can cause.
     pub refused: IntCounterVec,
+    /// Reads of the store served from memory (hit) or not (miss), by record.
+    pub store_cache: IntCounterVec,
+    /// Logins' password verifications answered by the verification cache (hit) or computed.
+    pub verify_cache: IntCounterVec,
 }
 
 /// Outcome labels of `postern_auth_requests_total`.
@@ -208,6 +212,18 @@ impl Metrics {
                 "postern_refused_total",
                 "Connections and requests refused or closed to bound a client's hold on the daemon, by front-end and reason.",
                 &["frontend", "reason"],
+            )?,
+            store_cache: counter(
+                &r,
+                "postern_store_cache_requests_total",
+                "Reads of accounts, sessions and API keys answered from the daemon's memory (hit) or the store (miss).",
+                &["record", "result"],
+            )?,
+            verify_cache: counter(
+                &r,
+                "postern_verification_cache_requests_total",
+                "Password verifications of logins answered by the verification cache ([authentication] cache-size) without hashing (hit), or computed (miss).",
+                &["result"],
             )?,
             registry: r,
         })

@@ -2,6 +2,7 @@
 //! Each test starts its own daemon and servers; nothing is shared between tests.
 
 mod activation;
+mod cache;
 mod cli;
 mod config;
 mod foundation;
