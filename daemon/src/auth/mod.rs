@@ -10,6 +10,7 @@ mod session;
 #[cfg(test)]
 mod tests;
 pub mod throttle;
+pub mod token_cache;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
