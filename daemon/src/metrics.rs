@@ -28,6 +28,10 @@ pub struct Metrics {
     pub refused: IntCounterVec,
     /// `GET /auth/verify` answers by outcome.
     pub forward_auth: IntCounterVec,
+    /// Reads of the store served from memory (hit) or not (miss), by record.
+    pub store_cache: IntCounterVec,
+    /// Logins' password verifications answered by the verification cache (hit) or computed.
+    pub verify_cache: IntCounterVec,
 }
 
 /// Outcome labels of `postern_auth_requests_total`.
@@ -232,6 +236,18 @@ impl Metrics {
                 &["frontend", "reason"],
             )?,
             forward_auth: forward_auth(&r)?,
+            store_cache: counter(
+                &r,
+                "postern_store_cache_requests_total",
+                "Reads of accounts, sessions and API keys answered from the daemon's memory (hit) or the store (miss).",
+                &["record", "result"],
+            )?,
+            verify_cache: counter(
+                &r,
+                "postern_verification_cache_requests_total",
+                "Password verifications of logins answered by the verification cache ([authentication] cache-size) without hashing (hit), or computed (miss).",
+                &["result"],
+            )?,
             registry: r,
         })
     }

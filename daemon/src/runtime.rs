@@ -44,6 +44,7 @@ pub async fn open_store(config: &Config) -> Result<Store, BuildError> {
         .map_err(|e| BuildError::Config(e.to_string()))?;
     let store = Store::open(&url, config.store.pool_size, config.store.timeout).await?;
     Ok(store
+        .with_record_cache(config.store.cache_size)
         .with_rules(crate::auth::store_rules())
         .revoking_sessions_on_password_change(config.session.revoke_on_password_change))
 }
@@ -63,7 +64,8 @@ pub fn hasher(config: &Config, metrics: Option<&Metrics>) -> Hasher {
         },
         per_address: config.server.hash_queue_per_address,
     };
-    let hasher = Hasher::with_limits(limit, bounds);
+    let hasher =
+        Hasher::with_limits(limit, bounds).with_verify_cache(config.authentication.verify_cache());
     match metrics {
         Some(m) => {
             let counter = m.hash_verifications.clone();

@@ -13,6 +13,7 @@ mod session;
 #[cfg(test)]
 mod tests;
 pub mod throttle;
+pub mod token_cache;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -178,6 +179,18 @@ impl Engine {
             let c = m.hash_rejected.with_label_values(&[reason]);
             c.inc_by(u64::try_from(n).unwrap_or(u64::MAX).saturating_sub(c.get()));
         }
+        let cache = self.store.cache_stats();
+        for (i, kind) in postern_internal::store::cache::Kind::ALL.iter().enumerate() {
+            for (result, n) in [("hit", cache.hits[i]), ("miss", cache.misses[i])] {
+                let c = m.store_cache.with_label_values(&[kind.as_str(), result]);
+                c.inc_by(n.saturating_sub(c.get()));
+            }
+        }
+        let verify = self.hasher.verify_cache_stats();
+        for (result, n) in [("hit", verify.hits), ("miss", verify.misses)] {
+            let c = m.verify_cache.with_label_values(&[result]);
+            c.inc_by(n.saturating_sub(c.get()));
+        }
         let (accounts, addresses) = self.throttle.locked();
         m.throttle_locked
             .with_label_values(&["account"])
@@ -275,6 +288,10 @@ impl Engine {
         if generation == self.policy().generation {
             return Ok(false);
         }
+        // Written by a process that may not have told this one (the fallback of the record
+        // cache's own invalidation).
+        self.store.flush_cache();
+        self.hasher.flush_verify_cache();
         let policy = Policy::compile(&self.store.snapshot().await?).map_err(EngineError::Policy)?;
         self.metrics.store_generation.set(policy.generation);
         tracing::info!(generation = policy.generation, "directory model reloaded");
@@ -289,6 +306,7 @@ impl Engine {
     /// active-session gauge and purges old sessions and failures. Runs until the engine is
     /// dropped by everyone else.
     pub fn spawn_maintenance(self: &Arc<Self>, interval: Duration) {
+        self.store.follow_changes();
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);

@@ -3,6 +3,7 @@
 
 mod activation;
 mod api;
+mod cache;
 mod cli;
 mod config;
 mod foundation;
