@@ -465,8 +465,20 @@ fn provider_outage_is_a_temporary_failure_and_key_rotation_is_picked_up() {
         "OK\t1\tuser=alice"
     );
 
+    // A login half done when the provider goes away: the code cannot be exchanged, which is
+    // a temporary failure (503), not a refusal.
+    let mut b = Browser::default();
+    let r = b.get(&s.daemon.url("/auth/oidc/corp/login"));
+    let back = b.provider_login(
+        r.header("location").expect("Location"),
+        &s.provider.issuer(),
+        "alice",
+    );
+
     // Stopped: once the cached keys are stale, a temporary failure, never a rejection.
     s.provider.stop();
+    let r = b.get(&back);
+    assert_eq!(r.status, 503, "{}", r.body);
     std::thread::sleep(Duration::from_millis(2500));
     let line = dovecot(&mut c, 2, "XOAUTH2", &xoauth2("alice", &old));
     assert!(
@@ -475,8 +487,18 @@ fn provider_outage_is_a_temporary_failure_and_key_rotation_is_picked_up() {
     );
     let r = get(&s.daemon.url("/auth/session"), Some(&old));
     assert_eq!(r.status, 503, "{}", r.body);
-    let r = get(&s.daemon.url("/auth/oidc/corp/login"), None);
-    assert!(r.status == 503 || r.status == 302, "{}", r.body);
+    // Starting a login needs only the cached discovery document.
+    let r = Browser::default().get(&s.daemon.url("/auth/oidc/corp/login"));
+    assert_eq!(r.status, 302, "{}", r.body);
+    let metrics = get(&s.daemon.url("/metrics"), None).body;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("postern_directory_requests_total")
+                && l.contains(r#"directory="corp""#)
+                && l.contains(r#"outcome="error""#)),
+        "{metrics}"
+    );
 
     // Back, with a new signing key first and the old one still published.
     s.provider.restart(&[("ROTATE", "1")]);
