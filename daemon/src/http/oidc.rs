@@ -215,7 +215,7 @@ async fn finish(
         let max_age = super::auth::seconds_left(state, &view);
         state.settings().cookie.session(token, max_age)
     });
-    let mut response = match ret.as_deref().map(HeaderValue::from_str) {
+    let mut response = match ret.as_deref().map(|r| HeaderValue::from_str(&location(r))) {
         Some(Ok(location)) => {
             let mut r = StatusCode::SEE_OTHER.into_response();
             r.headers_mut().insert(header::LOCATION, location);
@@ -227,6 +227,23 @@ async fn finish(
         response.headers_mut().append(header::SET_COOKIE, c);
     }
     response
+}
+
+/// A local path as a `Location` value: non-ASCII characters percent-encoded (UTF-8), the
+/// rest as given (it was checked to be a local path without control characters).
+fn location(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
 }
 
 /// A refused callback: counted (`postern_refused_total{frontend="http"}`) and answered.
@@ -257,4 +274,13 @@ fn page(status: StatusCode, text: &str) -> Response {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn return_paths_become_ascii_locations() {
+        assert_eq!(super::location("/app?x=1"), "/app?x=1");
+        assert_eq!(super::location("/über"), "/%C3%BCber");
+    }
 }

@@ -19,3 +19,5 @@ mod provider;
 pub use config::{ClientAuthMethod, OidcConfig, OneOrMany, TokenValidation};
 pub use directory::{Begin, CallbackError, Now, OidcDirectory};
 pub use flow::CallbackParams;
+#[cfg(test)]
+mod tests;

@@ -465,8 +465,20 @@ fn provider_outage_is_a_temporary_failure_and_key_rotation_is_picked_up() {
         "OK\t1\tuser=alice"
     );
 
+    // A login half done when the provider goes away: the code cannot be exchanged, which is
+    // a temporary failure (503), not a refusal.
+    let mut b = Browser::default();
+    let r = b.get(&s.daemon.url("/auth/oidc/corp/login"));
+    let back = b.provider_login(
+        r.header("location").expect("Location"),
+        &s.provider.issuer(),
+        "alice",
+    );
+
     // Stopped: once the cached keys are stale, a temporary failure, never a rejection.
     s.provider.stop();
+    let r = b.get(&back);
+    assert_eq!(r.status, 503, "{}", r.body);
     std::thread::sleep(Duration::from_millis(2500));
     let line = dovecot(&mut c, 2, "XOAUTH2", &xoauth2("alice", &old));
     assert!(
@@ -475,8 +487,18 @@ fn provider_outage_is_a_temporary_failure_and_key_rotation_is_picked_up() {
     );
     let r = get(&s.daemon.url("/auth/session"), Some(&old));
     assert_eq!(r.status, 503, "{}", r.body);
-    let r = get(&s.daemon.url("/auth/oidc/corp/login"), None);
-    assert!(r.status == 503 || r.status == 302, "{}", r.body);
+    // Starting a login needs only the cached discovery document.
+    let r = Browser::default().get(&s.daemon.url("/auth/oidc/corp/login"));
+    assert_eq!(r.status, 302, "{}", r.body);
+    let metrics = get(&s.daemon.url("/metrics"), None).body;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("postern_directory_requests_total")
+                && l.contains(r#"directory="corp""#)
+                && l.contains(r#"outcome="error""#)),
+        "{metrics}"
+    );
 
     // Back, with a new signing key first and the old one still published.
     s.provider.restart(&[("ROTATE", "1")]);
@@ -582,4 +604,71 @@ fn an_oidc_person_makes_an_app_password_and_logs_in_through_postfix_with_it() {
     let no = postfix.swaks("PLAIN", "alice", &secret);
     let text = swaks_text(&no);
     assert!(!no.status.success() && text.contains("535 5.7.8"), "{text}");
+}
+
+#[test]
+fn check_config_live_runs_discovery_and_opaque_tokens_go_through_introspection_or_userinfo() {
+    let s = setup();
+    let path = s.daemon.config.to_str().expect("path").to_string();
+    let live = postern_e2e::postern(
+        &["check-config", "--live", "--config", &path],
+        s.daemon.dir.path(),
+        None,
+    );
+    assert!(live.status.success(), "{:?}", postern_e2e::text(&live));
+    // An issuer discovery does not confirm (a trailing slash is another issuer): plain
+    // check-config cannot know, --live says so.
+    let wrong = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&s.provider.issuer(), &format!("{}/", s.provider.issuer()));
+    let file = s.daemon.dir.path().join("wrong.toml");
+    std::fs::write(&file, wrong).unwrap();
+    let f = file.to_str().unwrap();
+    let st = postern_e2e::postern(&["check-config", "--config", f], s.daemon.dir.path(), None);
+    assert!(st.status.success(), "{:?}", postern_e2e::text(&st));
+    let live = postern_e2e::postern(
+        &["check-config", "--live", "--config", f],
+        s.daemon.dir.path(),
+        None,
+    );
+    let (_, stderr) = postern_e2e::text(&live);
+    assert_eq!(live.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("directory.corp.issuer"), "{stderr}");
+
+    // Opaque access tokens (no resource): introspection and userinfo, each in its own daemon.
+    let t = s.provider.tokens("postern", CLIENT_SECRET, "alice", None);
+    let opaque = t["access_token"].as_str().unwrap().to_string();
+    assert_eq!(opaque.split('.').count(), 1, "opaque: {opaque}");
+    let base = std::fs::read_to_string(&path).unwrap();
+    for mode in ["introspection", "userinfo"] {
+        let config = base.replace(
+            "timeout = \"3s\"",
+            &format!("timeout = \"3s\"\ntoken-validation = \"{mode}\""),
+        );
+        let config = config.replace(
+            &format!("bind = \"{}\"", s.daemon.addr("dovecot-auth")),
+            &format!("bind = \"127.0.0.1:{}\"", free_port()),
+        );
+        let config = config.replace(
+            &format!("bind = \"{}\"", s.daemon.addr("http")),
+            "bind = \"127.0.0.1:0\"",
+        );
+        let d = Daemon::start(&config, &[]);
+        let mut c = DovecotClient::connect(&d.addr("dovecot-auth"));
+        assert_eq!(
+            dovecot(&mut c, 1, "XOAUTH2", &xoauth2("alice", &opaque)),
+            "OK\t1\tuser=alice",
+            "{mode}: {}",
+            d.logs()
+        );
+        let no = dovecot(
+            &mut c,
+            2,
+            "OAUTHBEARER",
+            &oauthbearer("alice", "unknown-opaque-token"),
+        );
+        assert!(no.contains("FAIL\t2"), "{mode}: {no}");
+        let r = get(&d.url("/auth/session"), Some(&opaque));
+        assert_eq!(r.status, 200, "{mode}: {}", r.body);
+    }
 }
