@@ -458,10 +458,12 @@ fn an_administrator_manages_every_object_kind() {
     assert_eq!(r.status, 201, "{}", r.body);
     let key = r.json()["secret"].as_str().unwrap().to_string();
     let id = r.json()["id"].as_str().unwrap().to_string();
-    assert_eq!(
-        get(&d.url("/auth/session"), Some(&key)).json()["principal"]["name"],
-        "alice"
-    );
+    // Every daemon sees the role written above within a second.
+    within(Duration::from_secs(3), "the key to work", || {
+        get(&d.url("/auth/session"), Some(&key)).status == 200
+    });
+    let r = get(&d.url("/auth/session"), Some(&key));
+    assert_eq!(r.json()["principal"]["name"], "alice", "{}", r.body);
     let r = call(&d, "GET", "/api/v1/principals/alice/api-keys", t, None, &[]);
     assert_eq!(r.json()["items"][0]["id"], id.as_str());
     assert!(!r.body.contains(&key));
