@@ -3,6 +3,7 @@
 
 mod activation;
 mod api;
+mod api_cli;
 mod api_schemathesis;
 mod cli;
 mod config;
