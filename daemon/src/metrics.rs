@@ -26,6 +26,9 @@ pub struct Metrics {
     pub directory_pool: IntGaugeVec,
     /// Connections and requests refused or cut off to bound the work a client can cause.
     pub refused: IntCounterVec,
+    /// `/api/v1` requests by resource, method and status, and their durations.
+    pub api_requests: IntCounterVec,
+    pub api_duration: HistogramVec,
 }
 
 /// Outcome labels of `postern_auth_requests_total`.
@@ -208,6 +211,18 @@ impl Metrics {
                 "postern_refused_total",
                 "Connections and requests refused or closed to bound a client's hold on the daemon, by front-end and reason.",
                 &["frontend", "reason"],
+            )?,
+            api_requests: counter(
+                &r,
+                "postern_api_requests_total",
+                "Management API requests by resource, method and status.",
+                &["resource", "method", "status"],
+            )?,
+            api_duration: histogram(
+                &r,
+                "postern_api_request_duration_seconds",
+                "Time to answer a management API request, by resource and method.",
+                &["resource", "method"],
             )?,
             registry: r,
         })

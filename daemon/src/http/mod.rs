@@ -40,7 +40,7 @@ pub struct ClientAddr(pub Option<SocketAddr>);
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth::routes())
-        .merge(api::routes())
+        .merge(api::routes(&state))
         .merge(ops::routes())
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

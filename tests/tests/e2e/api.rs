@@ -592,6 +592,21 @@ fn an_administrator_manages_every_object_kind() {
     assert!(logs.contains("management change"), "{logs}");
     assert!(!logs.contains("Alice-pw-0001") && !logs.contains(&key));
 
+    // Counted by resource, method and status, with durations.
+    let metrics = get(&d.url("/metrics"), None).body;
+    let counted = |resource: &str, method: &str, status: &str| {
+        metrics.lines().any(|l| {
+            l.starts_with("postern_api_requests_total{")
+                && l.contains(&format!("resource=\"{resource}\""))
+                && l.contains(&format!("method=\"{method}\""))
+                && l.contains(&format!("status=\"{status}\""))
+        })
+    };
+    assert!(counted("principals", "POST", "201"), "{metrics}");
+    assert!(counted("principals", "PATCH", "412"), "{metrics}");
+    assert!(counted("api-keys", "DELETE", "204"), "{metrics}");
+    assert!(metrics.contains("postern_api_request_duration_seconds_bucket{"));
+
     // The document is served.
     let doc = call(&d, "GET", "/api/v1/openapi.json", None, None, &[]).json();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));

@@ -8,6 +8,7 @@
 //! server never grants). Objects carry an `ETag` (`"v{version}"`); `If-Match` on `PATCH`,
 //! `PUT` and `DELETE` must name the current one (412 otherwise).
 
+mod metrics;
 mod objects;
 pub mod openapi;
 mod principals;
@@ -24,7 +25,8 @@ use super::extract::{Authenticated, Carrier};
 use super::{ApiError, AppState};
 use crate::admin::{Actor, Admin, AdminError, Window};
 
-pub fn routes() -> Router<AppState> {
+/// Every `/api/v1` route, each counted in the engine's metrics.
+pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(principals::routes())
         .merge(objects::routes())
@@ -32,6 +34,10 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/openapi.json",
             axum::routing::get(openapi::document),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            metrics::ApiMetrics::new(state.engine.metrics()),
+            metrics::count,
+        ))
 }
 
 /// The JSON body of every error: `error` a fixed code, `message` for people, `problems` each
