@@ -107,6 +107,27 @@ pub fn call(
     }
 }
 
+/// Every principal of the JMAP view, page by page, as (type, name).
+fn jmap(d: &Daemon, token: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut path = "/api/v1/principals?view=jmap&limit=3".to_string();
+    loop {
+        let r = call(d, "GET", &path, Some(token), None, &[]);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let page = r.json();
+        for p in page["items"].as_array().unwrap() {
+            out.push((
+                p["type"].as_str().unwrap().to_string(),
+                p["name"].as_str().unwrap().to_string(),
+            ));
+        }
+        match page["next"].as_str() {
+            Some(c) => path = format!("/api/v1/principals?view=jmap&limit=3&cursor={c}"),
+            None => return out,
+        }
+    }
+}
+
 pub fn token(d: &Daemon, user: &str, password: &str) -> String {
     // The daemon sees `apply` within a second.
     let r = d.login_until(Duration::from_secs(5), user, password, |r| r.status == 200);
@@ -592,6 +613,22 @@ fn an_administrator_manages_every_object_kind() {
     assert!(logs.contains("management change"), "{logs}");
     assert!(!logs.contains("Alice-pw-0001") && !logs.contains(&key));
 
+    // The JMAP Sharing view: accounts, then tenants and roles as `other`.
+    let all = jmap(&d, &root);
+    assert!(
+        all.contains(&("individual".into(), "plain".into())),
+        "{all:?}"
+    );
+    assert!(
+        all.contains(&("group".into(), "acme-staff".into())),
+        "{all:?}"
+    );
+    assert!(all.contains(&("other".into(), "acme".into())), "{all:?}");
+    assert!(
+        all.contains(&("other".into(), "helpdesk".into())),
+        "{all:?}"
+    );
+
     // Counted by resource, method and status, with durations.
     let metrics = get(&d.url("/metrics"), None).body;
     let counted = |resource: &str, method: &str, status: &str| {
@@ -781,11 +818,21 @@ fn a_tenant_administrator_stays_inside_their_tenant() {
         &[],
     );
     assert_eq!(r.status, 403, "{}", r.body);
-    let r = call(&d, "GET", "/api/v1/principals?view=jmap", t, None, &[]);
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert!(r.json()["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|p| p["type"] == "individual" || p["type"] == "group"));
+    let all = jmap(&d, &ta);
+    assert!(
+        all.iter()
+            .any(|(kind, name)| kind == "individual" && name == "erin"),
+        "{all:?}"
+    );
+    // Their tenant's role is an `other` principal; nothing of another tenant shows.
+    assert!(
+        all.iter()
+            .any(|(kind, name)| kind == "other" && name == "acme-help"),
+        "{all:?}"
+    );
+    assert!(
+        !all.iter()
+            .any(|(_, name)| name == "dave" || name == "other"),
+        "{all:?}"
+    );
 }
