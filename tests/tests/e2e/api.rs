@@ -836,3 +836,66 @@ fn a_tenant_administrator_stays_inside_their_tenant() {
         "{all:?}"
     );
 }
+
+#[test]
+fn concurrent_patches_of_one_object_let_one_win() {
+    let d = start();
+    let root = token(&d, "root", ROOT_PW);
+    let r = call(&d, "GET", "/api/v1/principals/dave", Some(&root), None, &[]);
+    let tag = r.header("etag").unwrap().to_string();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let (d, root, tag) = (&d, &root, &tag);
+                s.spawn(move || {
+                    let body = json!({ "description": format!("writer {i}") });
+                    call(
+                        d,
+                        "PATCH",
+                        "/api/v1/principals/dave",
+                        Some(root),
+                        Some(&body),
+                        &[("If-Match", tag)],
+                    )
+                    .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 412),
+        "{statuses:?}"
+    );
+    // Malformed JSON and a wrong type: 400, and the daemon answers on.
+    let r = reply_of(
+        ureq::post(&d.url("/api/v1/roles"))
+            .set("Authorization", &format!("Bearer {root}"))
+            .set("Content-Type", "application/json")
+            .send_string("{\"id\": "),
+    );
+    assert_eq!(r, 400);
+    let r = call(
+        &d,
+        "POST",
+        "/api/v1/roles",
+        Some(&root),
+        Some(&json!({"id": 7})),
+        &[],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(get(&d.url("/healthz"), None).status, 200);
+}
+
+fn reply_of(r: Result<ureq::Response, ureq::Error>) -> u16 {
+    match r {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(s, _)) => s,
+        Err(e) => panic!("{e}"),
+    }
+}
