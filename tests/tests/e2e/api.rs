@@ -889,6 +889,22 @@ fn concurrent_patches_of_one_object_let_one_win() {
         &[],
     );
     assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.json()["message"].as_str().unwrap().starts_with("id: "),
+        "{}",
+        r.body
+    );
+    let bad = json!({"name": "x", "permissions": {"mode": "sideways"}});
+    let r = call(
+        &d,
+        "POST",
+        "/api/v1/principals",
+        Some(&root),
+        Some(&bad),
+        &[],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("permissions.mode: "), "{}", r.body);
     assert_eq!(get(&d.url("/healthz"), None).status, 200);
 }
 

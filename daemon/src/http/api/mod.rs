@@ -137,6 +137,36 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// A JSON body as [`crate::http::extract::JsonBody`] reads it (64 KiB, a JSON type), whose
+/// refusal names the field at fault: `permissions.mode: unknown variant …`.
+pub struct Body<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+            if !super::extract::is_json(ct.to_str().unwrap_or_default()) {
+                return Err(ApiError::unsupported_media_type(
+                    "expected Content-Type: application/json",
+                ));
+            }
+        }
+        let super::extract::LimitedBody(bytes) =
+            super::extract::LimitedBody::from_request(req, state).await?;
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(de).map(Body).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." || inner.is_syntax() || inner.is_eof() {
+                ApiError::bad_request(format!("malformed JSON body: {inner}"))
+            } else {
+                ApiError::bad_request(format!("{path}: {inner}"))
+            }
+        })
+    }
+}
+
 /// The management operations over the engine's store.
 fn admin(state: &AppState) -> Admin {
     Admin::new(state.engine.store().clone(), state.engine.hasher().clone())
