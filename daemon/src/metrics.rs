@@ -32,6 +32,9 @@ pub struct Metrics {
     pub store_cache: IntCounterVec,
     /// Logins' password verifications answered by the verification cache (hit) or computed.
     pub verify_cache: IntCounterVec,
+    /// `/api/v1` requests by resource, method and status, and their durations.
+    pub api_requests: IntCounterVec,
+    pub api_duration: HistogramVec,
 }
 
 /// Outcome labels of `postern_auth_requests_total`.
@@ -247,6 +250,17 @@ impl Metrics {
                 "postern_verification_cache_requests_total",
                 "Password verifications of logins answered by the verification cache ([authentication] cache-size) without hashing (hit), or computed (miss).",
                 &["result"],
+            api_requests: counter(
+                &r,
+                "postern_api_requests_total",
+                "Management API requests by resource, method and status.",
+                &["resource", "method", "status"],
+            )?,
+            api_duration: histogram(
+                &r,
+                "postern_api_request_duration_seconds",
+                "Time to answer a management API request, by resource and method.",
+                &["resource", "method"],
             )?,
             registry: r,
         })

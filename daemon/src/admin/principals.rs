@@ -174,30 +174,97 @@ impl Admin {
         })
     }
 
-    /// The JMAP Sharing view of the same list.
+    /// The JMAP Sharing view: the same accounts, then (without a `type` filter) the tenants
+    /// and roles the actor may list, as type `other`. The cursor names the phase
+    /// (`a.`, `t.`, `r.`) and the inner list's cursor.
     pub async fn list_jmap(
         &self,
         actor: &Actor,
         q: &PrincipalQuery,
     ) -> Result<Listed<JmapPrincipal>, AdminError> {
-        let page = self.list_principals(actor, q).await?;
-        let mut items = Vec::with_capacity(page.items.len());
-        for v in &page.items {
-            items.push(JmapPrincipal {
-                id: v.id.clone(),
-                kind: kind_name(v.kind).into(),
-                name: v.name.clone(),
-                description: Some(v.description.clone()).filter(|d| !d.is_empty()),
-                email: v.emails.first().cloned(),
-                time_zone: None,
-                capabilities: serde_json::Map::new(),
-                accounts: None,
-            });
-        }
-        Ok(Listed {
-            items,
-            next: page.next,
-        })
+        let (phase, inner) = match q.window.cursor.as_deref() {
+            None => ("a", None),
+            Some(c) => match c.split_once('.') {
+                Some((p @ ("a" | "t" | "r"), rest)) => {
+                    (p, Some(rest.to_string()).filter(|r| !r.is_empty()))
+                }
+                _ => {
+                    return Err(AdminError::BadRequest(
+                        "cursor: not a cursor this server gave".into(),
+                    ))
+                }
+            },
+        };
+        let others = q.kind.is_none() && q.tenant.is_none() && q.window.prefix.is_none();
+        let window = Window {
+            cursor: inner,
+            ..q.window.clone()
+        };
+        let other = |id: &str, description: &str| JmapPrincipal {
+            id: id.to_string(),
+            kind: "other".into(),
+            name: id.to_string(),
+            description: Some(description.to_string()).filter(|d| !d.is_empty()),
+            email: None,
+            time_zone: None,
+            capabilities: serde_json::Map::new(),
+            accounts: None,
+        };
+        let (items, next, then) = match phase {
+            "a" => {
+                let page = self
+                    .list_principals(
+                        actor,
+                        &PrincipalQuery {
+                            window,
+                            ..q.clone()
+                        },
+                    )
+                    .await?;
+                let items = page
+                    .items
+                    .iter()
+                    .map(|v| JmapPrincipal {
+                        id: v.id.clone(),
+                        kind: kind_name(v.kind).into(),
+                        name: v.name.clone(),
+                        description: Some(v.description.clone()).filter(|d| !d.is_empty()),
+                        email: v.emails.first().cloned(),
+                        time_zone: None,
+                        capabilities: serde_json::Map::new(),
+                        accounts: None,
+                    })
+                    .collect();
+                (items, page.next, "t")
+            }
+            "t" if others && actor.holds("tenant-list") => {
+                let page = self.list_tenants(actor, &window).await?;
+                let items = page
+                    .items
+                    .iter()
+                    .map(|t| other(&t.value.id, &t.value.description))
+                    .collect();
+                (items, page.next, "r")
+            }
+            "t" => (Vec::new(), None, "r"),
+            _ if others && actor.holds("role-list") => {
+                let page = self.list_roles(actor, &window).await?;
+                let items = page
+                    .items
+                    .iter()
+                    .map(|r| other(&r.value.id, &r.value.description))
+                    .collect();
+                (items, page.next, "")
+            }
+            _ => (Vec::new(), None, ""),
+        };
+        let next = match (next, then) {
+            (Some(inner), _) => Some(format!("{phase}.{inner}")),
+            (None, "") => None,
+            (None, then) if others => Some(format!("{then}.")),
+            (None, _) => None,
+        };
+        Ok(Listed { items, next })
     }
 
     pub async fn principal(&self, actor: &Actor, name: &str) -> Result<AccountView, AdminError> {

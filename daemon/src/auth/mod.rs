@@ -216,6 +216,11 @@ impl Engine {
         &self.store
     }
 
+    /// The metrics (the management API counts its requests here).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// The password hasher (new passwords written through the management API).
     pub fn hasher(&self) -> &Hasher {
         &self.hasher

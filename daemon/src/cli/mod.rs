@@ -5,11 +5,14 @@ mod apply;
 mod auth_test;
 mod checkpassword;
 mod client;
+mod credential;
 mod explain;
 mod generate;
 mod live;
 mod oauth;
 pub mod output;
+mod principal;
+mod prune;
 mod serve;
 mod status;
 mod throttle;
@@ -59,9 +62,10 @@ pub enum Command {
         #[arg(long)]
         live: bool,
     },
-    /// Create or update objects of the internal store from a provisioning file (idempotent).
+    /// Create or update objects of the internal store from a provisioning file (idempotent;
+    /// `-` reads stdin).
     #[command(
-        after_help = "Examples:\n  postern apply users.toml\n  postern apply --config /etc/postern/postern.toml /etc/postern/provision.toml\n\nThe file's format: /usr/share/doc/postern/examples/provision.example.toml."
+        after_help = "Examples:\n  postern apply users.toml\n  postern apply --config /etc/postern/postern.toml /etc/postern/provision.toml\n  generate-users | postern apply -\n  postern apply --prune --yes provision.toml\n\nThe file's format: /usr/share/doc/postern/examples/provision.example.toml."
     )]
     Apply {
         /// The daemon's configuration, to find its store, e.g. --config
@@ -71,6 +75,46 @@ pub enum Command {
         /// The provisioning file (TOML): tenants, roles, accounts, groups, API keys, app
         /// passwords, OAuth clients, defaults. E.g. users.toml.
         provision: PathBuf,
+        /// Also delete what the file no longer names, within the kinds it covers.
+        #[arg(long)]
+        prune: bool,
+        /// Prune without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Principals (accounts and groups) of the internal store.
+    Principal {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: principal::PrincipalAction,
+    },
+    /// Set a principal's password (asked twice on a terminal, else one line of stdin).
+    Passwd {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        name: String,
+    },
+    /// Roles of the internal store.
+    Role {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: principal::RoleAction,
+    },
+    /// A principal's API keys.
+    ApiKey {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: credential::CredentialAction,
+    },
+    /// A principal's app passwords.
+    AppPassword {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: credential::CredentialAction,
     },
     /// Read a password from stdin and print its hash (argon2id; the form `secret` takes).
     #[command(
@@ -239,9 +283,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .and_then(|_| output::out!("configuration is valid")),
         Command::HashPassword { scheme } => hash_password(&scheme),
         Command::Serve { config } => tokio_runtime()?.block_on(serve::run(config)),
-        Command::Apply { config, provision } => {
-            tokio_runtime()?.block_on(apply::run(config, provision))
+        Command::Apply {
+            config,
+            provision,
+            prune,
+            yes,
+        } => tokio_runtime()?.block_on(apply::run(config, provision, prune, yes)),
+        Command::Principal { config, action } => {
+            tokio_runtime()?.block_on(principal::principal(config, action))
         }
+        Command::Passwd { config, name } => {
+            tokio_runtime()?.block_on(principal::passwd(config, name))
+        }
+        Command::Role { config, action } => {
+            tokio_runtime()?.block_on(principal::role(config, action))
+        }
+        Command::ApiKey { config, action } => tokio_runtime()?.block_on(credential::run(
+            config,
+            postern_internal::model::CredentialType::ApiKey,
+            action,
+        )),
+        Command::AppPassword { config, action } => tokio_runtime()?.block_on(credential::run(
+            config,
+            postern_internal::model::CredentialType::AppPassword,
+            action,
+        )),
         Command::Explain {
             config,
             name,

@@ -44,7 +44,7 @@ pub struct ClientAddr(pub Option<SocketAddr>);
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth::routes())
-        .merge(api::routes())
+        .merge(api::routes(&state))
         .merge(oauth::routes())
         .merge(ops::routes())
         .merge(verify::routes())

@@ -107,6 +107,27 @@ pub fn call(
     }
 }
 
+/// Every principal of the JMAP view, page by page, as (type, name).
+fn jmap(d: &Daemon, token: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut path = "/api/v1/principals?view=jmap&limit=3".to_string();
+    loop {
+        let r = call(d, "GET", &path, Some(token), None, &[]);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let page = r.json();
+        for p in page["items"].as_array().unwrap() {
+            out.push((
+                p["type"].as_str().unwrap().to_string(),
+                p["name"].as_str().unwrap().to_string(),
+            ));
+        }
+        match page["next"].as_str() {
+            Some(c) => path = format!("/api/v1/principals?view=jmap&limit=3&cursor={c}"),
+            None => return out,
+        }
+    }
+}
+
 pub fn token(d: &Daemon, user: &str, password: &str) -> String {
     // The daemon sees `apply` within a second.
     let r = d.login_until(Duration::from_secs(5), user, password, |r| r.status == 200);
@@ -458,10 +479,12 @@ fn an_administrator_manages_every_object_kind() {
     assert_eq!(r.status, 201, "{}", r.body);
     let key = r.json()["secret"].as_str().unwrap().to_string();
     let id = r.json()["id"].as_str().unwrap().to_string();
-    assert_eq!(
-        get(&d.url("/auth/session"), Some(&key)).json()["principal"]["name"],
-        "alice"
-    );
+    // Every daemon sees the role written above within a second.
+    within(Duration::from_secs(3), "the key to work", || {
+        get(&d.url("/auth/session"), Some(&key)).status == 200
+    });
+    let r = get(&d.url("/auth/session"), Some(&key));
+    assert_eq!(r.json()["principal"]["name"], "alice", "{}", r.body);
     let r = call(&d, "GET", "/api/v1/principals/alice/api-keys", t, None, &[]);
     assert_eq!(r.json()["items"][0]["id"], id.as_str());
     assert!(!r.body.contains(&key));
@@ -589,6 +612,37 @@ fn an_administrator_manages_every_object_kind() {
     let logs = d.logs();
     assert!(logs.contains("management change"), "{logs}");
     assert!(!logs.contains("Alice-pw-0001") && !logs.contains(&key));
+
+    // The JMAP Sharing view: accounts, then tenants and roles as `other`.
+    let all = jmap(&d, &root);
+    assert!(
+        all.contains(&("individual".into(), "plain".into())),
+        "{all:?}"
+    );
+    assert!(
+        all.contains(&("group".into(), "acme-staff".into())),
+        "{all:?}"
+    );
+    assert!(all.contains(&("other".into(), "acme".into())), "{all:?}");
+    assert!(
+        all.contains(&("other".into(), "helpdesk".into())),
+        "{all:?}"
+    );
+
+    // Counted by resource, method and status, with durations.
+    let metrics = get(&d.url("/metrics"), None).body;
+    let counted = |resource: &str, method: &str, status: &str| {
+        metrics.lines().any(|l| {
+            l.starts_with("postern_api_requests_total{")
+                && l.contains(&format!("resource=\"{resource}\""))
+                && l.contains(&format!("method=\"{method}\""))
+                && l.contains(&format!("status=\"{status}\""))
+        })
+    };
+    assert!(counted("principals", "POST", "201"), "{metrics}");
+    assert!(counted("principals", "PATCH", "412"), "{metrics}");
+    assert!(counted("api-keys", "DELETE", "204"), "{metrics}");
+    assert!(metrics.contains("postern_api_request_duration_seconds_bucket{"));
 
     // The document is served.
     let doc = call(&d, "GET", "/api/v1/openapi.json", None, None, &[]).json();
@@ -764,11 +818,100 @@ fn a_tenant_administrator_stays_inside_their_tenant() {
         &[],
     );
     assert_eq!(r.status, 403, "{}", r.body);
-    let r = call(&d, "GET", "/api/v1/principals?view=jmap", t, None, &[]);
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert!(r.json()["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|p| p["type"] == "individual" || p["type"] == "group"));
+    let all = jmap(&d, &ta);
+    assert!(
+        all.iter()
+            .any(|(kind, name)| kind == "individual" && name == "erin"),
+        "{all:?}"
+    );
+    // Their tenant's role is an `other` principal; nothing of another tenant shows.
+    assert!(
+        all.iter()
+            .any(|(kind, name)| kind == "other" && name == "acme-help"),
+        "{all:?}"
+    );
+    assert!(
+        !all.iter()
+            .any(|(_, name)| name == "dave" || name == "other"),
+        "{all:?}"
+    );
+}
+
+#[test]
+fn concurrent_patches_of_one_object_let_one_win() {
+    let d = start();
+    let root = token(&d, "root", ROOT_PW);
+    let r = call(&d, "GET", "/api/v1/principals/dave", Some(&root), None, &[]);
+    let tag = r.header("etag").unwrap().to_string();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let (d, root, tag) = (&d, &root, &tag);
+                s.spawn(move || {
+                    let body = json!({ "description": format!("writer {i}") });
+                    call(
+                        d,
+                        "PATCH",
+                        "/api/v1/principals/dave",
+                        Some(root),
+                        Some(&body),
+                        &[("If-Match", tag)],
+                    )
+                    .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 412),
+        "{statuses:?}"
+    );
+    // Malformed JSON and a wrong type: 400, and the daemon answers on.
+    let r = reply_of(
+        ureq::post(&d.url("/api/v1/roles"))
+            .set("Authorization", &format!("Bearer {root}"))
+            .set("Content-Type", "application/json")
+            .send_string("{\"id\": "),
+    );
+    assert_eq!(r, 400);
+    let r = call(
+        &d,
+        "POST",
+        "/api/v1/roles",
+        Some(&root),
+        Some(&json!({"id": 7})),
+        &[],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.json()["message"].as_str().unwrap().starts_with("id: "),
+        "{}",
+        r.body
+    );
+    let bad = json!({"name": "x", "permissions": {"mode": "sideways"}});
+    let r = call(
+        &d,
+        "POST",
+        "/api/v1/principals",
+        Some(&root),
+        Some(&bad),
+        &[],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("permissions.mode: "), "{}", r.body);
+    assert_eq!(get(&d.url("/healthz"), None).status, 200);
+}
+
+fn reply_of(r: Result<ureq::Response, ureq::Error>) -> u16 {
+    match r {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(s, _)) => s,
+        Err(e) => panic!("{e}"),
+    }
 }

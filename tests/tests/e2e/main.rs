@@ -4,6 +4,8 @@
 mod activation;
 mod api;
 mod cache;
+mod api_cli;
+mod api_schemathesis;
 mod cli;
 mod config;
 mod foundation;

@@ -10,9 +10,8 @@ use postern_internal::input::OAuthClientInput;
 use postern_internal::model::{AuthDefaults, Role, Tenant};
 use postern_internal::view::OAuthClientView;
 
-use super::{admin, if_match, page_params, tagged, Caller, Failure, PageParams};
+use super::{admin, if_match, page_params, tagged, Body, Caller, Failure, PageParams};
 use crate::admin::{Listed, WithVersion};
-use crate::http::extract::JsonBody;
 use crate::http::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -59,7 +58,7 @@ pub async fn list_roles(
 pub async fn create_role(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    JsonBody(role): JsonBody<Role>,
+    Body(role): Body<Role>,
 ) -> Result<Response, Failure> {
     let v = admin(&state).create_role(&actor, role).await?;
     Ok(tagged(StatusCode::CREATED, v.version, &v))
@@ -85,7 +84,7 @@ pub async fn patch_role(
     Caller(actor): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<serde_json::Value>,
+    Body(body): Body<serde_json::Value>,
 ) -> Result<Response, Failure> {
     let v = admin(&state)
         .patch_role(&actor, &id, &body, if_match(&headers))
@@ -126,7 +125,7 @@ pub async fn list_tenants(
 pub async fn create_tenant(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    JsonBody(tenant): JsonBody<Tenant>,
+    Body(tenant): Body<Tenant>,
 ) -> Result<Response, Failure> {
     let v = admin(&state).create_tenant(&actor, tenant).await?;
     Ok(tagged(StatusCode::CREATED, v.version, &v))
@@ -152,7 +151,7 @@ pub async fn patch_tenant(
     Caller(actor): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<serde_json::Value>,
+    Body(body): Body<serde_json::Value>,
 ) -> Result<Response, Failure> {
     let v = admin(&state)
         .patch_tenant(&actor, &id, &body, if_match(&headers))
@@ -194,7 +193,7 @@ pub async fn list_clients(
 pub async fn create_client(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    JsonBody(input): JsonBody<OAuthClientInput>,
+    Body(input): Body<OAuthClientInput>,
 ) -> Result<Response, Failure> {
     let v = admin(&state).create_oauth_client(&actor, input).await?;
     Ok(tagged(StatusCode::CREATED, v.version, &v))
@@ -221,7 +220,7 @@ pub async fn patch_client(
     Caller(actor): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<serde_json::Value>,
+    Body(body): Body<serde_json::Value>,
 ) -> Result<Response, Failure> {
     let v = admin(&state)
         .patch_oauth_client(&actor, &id, &body, if_match(&headers))
@@ -265,7 +264,7 @@ pub async fn put_defaults(
     State(state): State<AppState>,
     Caller(actor): Caller,
     headers: HeaderMap,
-    JsonBody(defaults): JsonBody<AuthDefaults>,
+    Body(defaults): Body<AuthDefaults>,
 ) -> Result<Response, Failure> {
     let v = admin(&state)
         .put_defaults(&actor, defaults, if_match(&headers))

@@ -106,5 +106,57 @@ impl Modify for Errors {
 
 /// `GET /api/v1/openapi.json`: served without authentication (it holds no data).
 pub async fn document() -> Response {
-    Json(ApiDoc::openapi()).into_response()
+    Json(json()).into_response()
+}
+
+/// The document as JSON (`ApiDoc::openapi()`, adjusted). An object answered with its version (`allOf` the type and
+/// `version`) must not keep the type's `additionalProperties: false` (which refuses unknown
+/// fields in requests), or the version itself would break the answer's schema.
+pub fn json() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let mut referenced = Vec::new();
+    open_all_of(&mut doc, &mut referenced);
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(|s| s.as_object_mut())
+    {
+        for name in referenced {
+            if let Some(schema) = schemas.get_mut(&name).and_then(|s| s.as_object_mut()) {
+                schema.remove("additionalProperties");
+            }
+        }
+    }
+    doc
+}
+
+/// Also: serde's untagged enums take the first variant that fits, which is `anyOf`, not
+/// `oneOf` (an empty page fits both principal views).
+fn open_all_of(v: &mut serde_json::Value, referenced: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            if let Some(variants) = map.remove("oneOf") {
+                map.insert("anyOf".into(), variants);
+            }
+            if let Some(serde_json::Value::Array(parts)) = map.get_mut("allOf") {
+                for part in parts.iter_mut() {
+                    if let Some(obj) = part.as_object_mut() {
+                        obj.remove("additionalProperties");
+                        if let Some(r) = obj.get("$ref").and_then(|r| r.as_str()) {
+                            let name = r.rsplit('/').next().unwrap_or_default();
+                            referenced.push(name.to_string());
+                        }
+                    }
+                }
+            }
+            for child in map.values_mut() {
+                open_all_of(child, referenced);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for child in items {
+                open_all_of(child, referenced);
+            }
+        }
+        _ => {}
+    }
 }

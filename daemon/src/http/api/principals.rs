@@ -11,12 +11,11 @@ use postern_internal::model::{AccountType, CredentialType};
 use postern_internal::view::AccountView;
 use serde::{Deserialize, Serialize};
 
-use super::{admin, if_match, page_params, tagged, Caller, Failure, PageParams};
+use super::{admin, if_match, page_params, tagged, Body, Caller, Failure, PageParams};
 use crate::admin::{
     CredentialCreated, CredentialRequest, CredentialView, Explanation, JmapPrincipal, Listed,
     PrincipalQuery, Window,
 };
-use crate::http::extract::JsonBody;
 use crate::http::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -112,7 +111,7 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     Caller(actor): Caller,
-    JsonBody(input): JsonBody<AccountInput>,
+    Body(input): Body<AccountInput>,
 ) -> Result<Response, Failure> {
     let v = admin(&state).create_principal(&actor, input).await?;
     Ok(tagged(StatusCode::CREATED, v.version, &v))
@@ -141,7 +140,7 @@ pub async fn patch(
     Caller(actor): Caller,
     Path(name): Path<String>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<serde_json::Value>,
+    Body(body): Body<serde_json::Value>,
 ) -> Result<Response, Failure> {
     let v = admin(&state)
         .patch_principal(&actor, &name, &body, if_match(&headers))
@@ -249,7 +248,7 @@ pub async fn create_api_key(
     State(state): State<AppState>,
     Caller(actor): Caller,
     Path(name): Path<String>,
-    JsonBody(request): JsonBody<CredentialRequest>,
+    Body(request): Body<CredentialRequest>,
 ) -> Result<Response, Failure> {
     create_credential(&state, &actor, CredentialType::ApiKey, &name, request).await
 }
@@ -296,7 +295,7 @@ pub async fn create_app_password(
     State(state): State<AppState>,
     Caller(actor): Caller,
     Path(name): Path<String>,
-    JsonBody(request): JsonBody<CredentialRequest>,
+    Body(request): Body<CredentialRequest>,
 ) -> Result<Response, Failure> {
     create_credential(&state, &actor, CredentialType::AppPassword, &name, request).await
 }
