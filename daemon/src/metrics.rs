@@ -250,6 +250,7 @@ impl Metrics {
                 "postern_verification_cache_requests_total",
                 "Password verifications of logins answered by the verification cache ([authentication] cache-size) without hashing (hit), or computed (miss).",
                 &["result"],
+            )?,
             api_requests: counter(
                 &r,
                 "postern_api_requests_total",
