@@ -7,6 +7,7 @@ pub mod clock;
 mod login;
 mod rules;
 mod session;
+mod session_views;
 #[cfg(test)]
 mod tests;
 pub mod throttle;
@@ -83,6 +84,8 @@ pub struct Engine {
     throttle: Throttle,
     clock: Arc<dyn Clock>,
     session_ttl: Duration,
+    /// `GET /auth/session` answers while nothing they depend on changed.
+    views: session_views::SessionViews,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +127,7 @@ impl Engine {
             policy: RwLock::new(Arc::new(policy)),
             clock,
             session_ttl: options.session_ttl,
+            views: Default::default(),
         })
     }
 
@@ -179,6 +183,11 @@ impl Engine {
                 let c = m.store_cache.with_label_values(&[kind.as_str(), result]);
                 c.inc_by(n.saturating_sub(c.get()));
             }
+        }
+        let (hits, misses) = self.views.stats();
+        for (result, n) in [("hit", hits), ("miss", misses)] {
+            let c = m.store_cache.with_label_values(&["session-view", result]);
+            c.inc_by(n.saturating_sub(c.get()));
         }
         let verify = self.hasher.verify_cache_stats();
         for (result, n) in [("hit", verify.hits), ("miss", verify.misses)] {

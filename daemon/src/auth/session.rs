@@ -108,14 +108,45 @@ impl Engine {
         token: &str,
         ip: Option<IpAddr>,
     ) -> Result<Option<SessionView>, StoreError> {
-        Ok(self
-            .bearer_principal(token, ip)
-            .await?
-            .map(|b| SessionView {
-                // An API key's secret is never echoed.
-                token: b.session.then(|| token.to_string()),
-                ..SessionView::of(&b.principal, b.expires_at)
-            }))
+        // What the answer depends on, read before anything else: a change after this moment
+        // keeps the view computed below from being reused.
+        let basis = self
+            .store
+            .cache_epoch()
+            .map(|epoch| super::session_views::Basis {
+                epoch,
+                generation: self.policy().generation,
+            });
+        let hash =
+            (basis.is_some() && !token.is_empty() && token.len() <= 512).then(|| token_hash(token));
+        let now = self.clock.unix();
+        if let (Some(basis), Some(hash)) = (basis, &hash) {
+            if let Some(view) = self.views.get(hash, basis, now) {
+                return Ok(Some(SessionView {
+                    token: Some(token.to_string()),
+                    ..view
+                }));
+            }
+        }
+        let Some(b) = self.bearer_principal(token, ip).await? else {
+            return Ok(None);
+        };
+        let view = SessionView {
+            // An API key's secret is never echoed.
+            token: b.session.then(|| token.to_string()),
+            ..SessionView::of(&b.principal, b.expires_at)
+        };
+        // Sessions only: an API key's answer also depends on the client's address.
+        if let (true, Some(basis), Some(hash)) = (b.session, basis, &hash) {
+            if let Some(expires) = view
+                .expires_at
+                .as_deref()
+                .and_then(|t| super::clock::parse_rfc3339(t).ok())
+            {
+                self.views.put(hash, &view, expires, basis);
+            }
+        }
+        Ok(Some(view))
     }
 
     /// The principal a bearer token stands for, as its account is now: a live session's

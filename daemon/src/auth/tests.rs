@@ -72,13 +72,15 @@ async fn warm_logins_and_sessions_read_nothing_and_writes_are_seen_at_once() {
     assert_eq!(
         engine.store.queries() - before,
         0,
-        "session and account from memory"
+        "session and account from memory (the view computed the first time)"
     );
+    // The repeated session reads were answered by the view computed the first time; the
+    // logins' account reads by the record cache.
     let stats = engine.store.cache_stats();
-    assert!(stats.hits.iter().sum::<u64>() >= 7, "{stats:?}");
+    assert!(stats.hits[0] >= 1, "{stats:?}");
     assert!(engine
         .render_metrics()
-        .contains(r#"postern_store_cache_requests_total{record="session",result="hit"} 3"#));
+        .contains(r#"postern_store_cache_requests_total{record="account",result="hit"}"#));
 
     // A new password: the old one is refused on the very next attempt, and the session it
     // ended too.
