@@ -121,7 +121,7 @@ impl Engine {
             (basis.is_some() && !token.is_empty() && token.len() <= 512).then(|| token_hash(token));
         let now = self.clock.unix();
         if let (Some(basis), Some(hash)) = (basis, &hash) {
-            if let Some(view) = self.views.get(hash, basis, now) {
+            if let Some((view, _)) = self.views.get(hash, basis, now) {
                 return Ok(Some(SessionView {
                     token: Some(token.to_string()),
                     ..view
@@ -147,6 +147,37 @@ impl Engine {
             }
         }
         Ok(Some(view))
+    }
+
+    /// [`Engine::bearer`] rendered as JSON, the answer of `GET /auth/session`: a repeated
+    /// session token is answered with the JSON rendered for it before (see
+    /// `session_views.rs`), its token put back in front.
+    pub async fn bearer_json(
+        &self,
+        token: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<Option<String>, StoreError> {
+        if let (Some(epoch), false) = (self.store.cache_epoch(), token.len() > 512) {
+            let basis = super::session_views::Basis {
+                epoch,
+                generation: self.policy().generation,
+            };
+            let hash = token_hash(token);
+            if let Some((_, json)) = self.views.get(&hash, basis, self.clock.unix()) {
+                // The view serializes `token` first, and without it starts `{"tokenType"`.
+                if let (Some(rest), Ok(token)) =
+                    (json.strip_prefix('{'), serde_json::to_string(token))
+                {
+                    return Ok(Some(format!("{{\"token\":{token},{rest}")));
+                }
+            }
+        }
+        let Some(view) = self.bearer(token, ip).await? else {
+            return Ok(None);
+        };
+        serde_json::to_string(&view)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     /// The principal a bearer token stands for, as its account is now: a live session's

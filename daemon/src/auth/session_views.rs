@@ -19,6 +19,8 @@ const CAPACITY: usize = 8192;
 struct Entry {
     /// Without its token (put back per request).
     view: SessionView,
+    /// The same rendered as JSON, without its token: `GET /auth/session` answers with it.
+    json: std::sync::Arc<str>,
     /// Unix seconds.
     expires_at: i64,
     /// The store's cache epoch and the policy's generation the view was computed under.
@@ -48,7 +50,12 @@ impl SessionViews {
     }
 
     /// The view computed for `hash` under `basis`, if the session is still live at `now`.
-    pub(super) fn get(&self, hash: &str, basis: Basis, now: i64) -> Option<SessionView> {
+    pub(super) fn get(
+        &self,
+        hash: &str,
+        basis: Basis,
+        now: i64,
+    ) -> Option<(SessionView, std::sync::Arc<str>)> {
         let found = self.find(hash, basis, now);
         let counter = if found.is_some() {
             &self.hits
@@ -67,29 +74,39 @@ impl SessionViews {
         )
     }
 
-    fn find(&self, hash: &str, basis: Basis, now: i64) -> Option<SessionView> {
+    fn find(
+        &self,
+        hash: &str,
+        basis: Basis,
+        now: i64,
+    ) -> Option<(SessionView, std::sync::Arc<str>)> {
         let mut maps = self.lock();
         let fresh = |e: &Entry| {
             e.epoch == basis.epoch && e.generation == basis.generation && e.expires_at > now
         };
         if let Some(e) = maps.0.get(hash) {
-            return fresh(e).then(|| e.view.clone());
+            return fresh(e).then(|| (e.view.clone(), e.json.clone()));
         }
         let e = maps.1.remove(hash)?;
         if !fresh(&e) {
             return None;
         }
-        let view = e.view.clone();
+        let found = (e.view.clone(), e.json.clone());
         Self::insert(&mut maps, hash.to_string(), e);
-        Some(view)
+        Some(found)
     }
 
     pub(super) fn put(&self, hash: &str, view: &SessionView, expires_at: i64, basis: Basis) {
+        let view = SessionView {
+            token: None,
+            ..view.clone()
+        };
+        let Ok(json) = serde_json::to_string(&view) else {
+            return;
+        };
         let entry = Entry {
-            view: SessionView {
-                token: None,
-                ..view.clone()
-            },
+            view,
+            json: json.into(),
             expires_at,
             epoch: basis.epoch,
             generation: basis.generation,

@@ -472,3 +472,23 @@ async fn an_overloaded_directory_ends_the_chain() {
     engine.replace_directories(vec![Link::External(down), Link::External(second.clone())]);
     assert!(engine.login(attempt("alice", "any")).await.is_ok());
 }
+
+/// `GET /auth/session`'s JSON from the rendered view is the view itself, token included, the
+/// same whether computed now or reused; a logout ends it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reused_session_json_is_the_view_with_its_token() {
+    let (_dir, engine) = testkit::engine().await;
+    let alice = engine.login(attempt("alice", PASSWORD)).await.unwrap();
+    let token = engine.issue_session(&alice).await.unwrap().token.unwrap();
+    let computed = engine.bearer_json(&token, None).await.unwrap().unwrap();
+    let reused = engine.bearer_json(&token, None).await.unwrap().unwrap();
+    assert_eq!(computed, reused);
+    let view: SessionView = serde_json::from_str(&reused).unwrap();
+    assert_eq!(view.token.as_deref(), Some(token.as_str()));
+    assert_eq!(view, engine.bearer(&token, None).await.unwrap().unwrap());
+    assert!(engine
+        .render_metrics()
+        .contains(r#"postern_store_cache_requests_total{record="session-view",result="hit"}"#));
+    assert!(engine.revoke(&token).await.unwrap());
+    assert!(engine.bearer_json(&token, None).await.unwrap().is_none());
+}
