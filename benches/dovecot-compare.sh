@@ -70,7 +70,8 @@ need_pkg dovecot-core whois curl python3
 for m in "${MODES[@]}"; do
     case $m in
         ldap-*) need_pkg dovecot-ldap slapd ldap-utils ;;
-        sql-pg|cache-hit) need_pkg dovecot-pgsql postgresql ;;
+        sql-pg) need_pkg dovecot-pgsql postgresql ;;
+        cache-hit) [ "$ONLY" = postern ] || need_pkg dovecot-pgsql postgresql ;;
     esac
 done
 

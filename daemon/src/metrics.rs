@@ -242,7 +242,7 @@ impl Metrics {
             store_cache: counter(
                 &r,
                 "postern_store_cache_requests_total",
-                "Reads of accounts, sessions and API keys answered from the daemon's memory (hit) or the store (miss).",
+                "Reads of accounts, sessions and API keys answered from the daemon's memory (hit) or the store (miss); session-view: GET /auth/session answered with the view computed for the same token before.",
                 &["record", "result"],
             )?,
             verify_cache: counter(

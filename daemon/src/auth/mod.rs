@@ -10,6 +10,7 @@ mod login;
 mod provider_token;
 mod rules;
 mod session;
+mod session_views;
 #[cfg(test)]
 mod tests;
 pub mod throttle;
@@ -88,6 +89,8 @@ pub struct Engine {
     session_ttl: Duration,
     /// The OAuth server's issuer and signing keys (`access_token.rs`).
     oauth: crate::oauth::Authority,
+    /// `GET /auth/session` answers while nothing they depend on changed.
+    views: session_views::SessionViews,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +133,7 @@ impl Engine {
             policy: RwLock::new(Arc::new(policy)),
             clock,
             session_ttl: options.session_ttl,
+            views: Default::default(),
         })
     }
 
@@ -185,6 +189,11 @@ impl Engine {
                 let c = m.store_cache.with_label_values(&[kind.as_str(), result]);
                 c.inc_by(n.saturating_sub(c.get()));
             }
+        }
+        let (hits, misses) = self.views.stats();
+        for (result, n) in [("hit", hits), ("miss", misses)] {
+            let c = m.store_cache.with_label_values(&["session-view", result]);
+            c.inc_by(n.saturating_sub(c.get()));
         }
         let verify = self.hasher.verify_cache_stats();
         for (result, n) in [("hit", verify.hits), ("miss", verify.misses)] {

@@ -108,15 +108,77 @@ impl Engine {
         token: &str,
         ip: Option<IpAddr>,
     ) -> Result<Option<SessionView>, StoreError> {
-        let Some(found) = self.bearer_principal(token, ip).await? else {
+        // What the answer depends on, read before anything else: a change after this moment
+        // keeps the view computed below from being reused.
+        let basis = self
+            .store
+            .cache_epoch()
+            .map(|epoch| super::session_views::Basis {
+                epoch,
+                generation: self.policy().generation,
+            });
+        let hash =
+            (basis.is_some() && !token.is_empty() && token.len() <= 512).then(|| token_hash(token));
+        let now = self.clock.unix();
+        if let (Some(basis), Some(hash)) = (basis, &hash) {
+            if let Some((view, _)) = self.views.get(hash, basis, now) {
+                return Ok(Some(SessionView {
+                    token: Some(token.to_string()),
+                    ..view
+                }));
+            }
+        }
+        let Some(b) = self.bearer_principal(token, ip).await? else {
             // An external provider's token, if a directory of the chain takes those.
             return self.provider_token_view(token, ip).await;
         };
-        Ok(Some(found).map(|b| SessionView {
+        let view = SessionView {
             // An API key's secret is never echoed.
             token: b.session.then(|| token.to_string()),
             ..SessionView::of(&b.principal, b.expires_at)
-        }))
+        };
+        // Sessions only: an API key's answer also depends on the client's address.
+        if let (true, Some(basis), Some(hash)) = (b.session, basis, &hash) {
+            if let Some(expires) = view
+                .expires_at
+                .as_deref()
+                .and_then(|t| super::clock::parse_rfc3339(t).ok())
+            {
+                self.views.put(hash, &view, expires, basis);
+            }
+        }
+        Ok(Some(view))
+    }
+
+    /// [`Engine::bearer`] rendered as JSON, the answer of `GET /auth/session`: a repeated
+    /// session token is answered with the JSON rendered for it before (see
+    /// `session_views.rs`), its token put back in front.
+    pub async fn bearer_json(
+        &self,
+        token: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<Option<String>, StoreError> {
+        if let (Some(epoch), false) = (self.store.cache_epoch(), token.len() > 512) {
+            let basis = super::session_views::Basis {
+                epoch,
+                generation: self.policy().generation,
+            };
+            let hash = token_hash(token);
+            if let Some((_, json)) = self.views.get(&hash, basis, self.clock.unix()) {
+                // The view serializes `token` first, and without it starts `{"tokenType"`.
+                if let (Some(rest), Ok(token)) =
+                    (json.strip_prefix('{'), serde_json::to_string(token))
+                {
+                    return Ok(Some(format!("{{\"token\":{token},{rest}")));
+                }
+            }
+        }
+        let Some(view) = self.bearer(token, ip).await? else {
+            return Ok(None);
+        };
+        serde_json::to_string(&view)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     /// The principal a bearer token stands for, as its account is now: a live session's

@@ -11,9 +11,7 @@ use postern_directory::Credential;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::extract::{
-    is_json, parse_json, Authenticated, Carrier, ClientIp, Credentials, LimitedBody,
-};
+use super::extract::{is_json, parse_json, Carrier, ClientIp, Credentials, LimitedBody};
 use super::{nginx, ApiError, AppState};
 use crate::auth::bearer::BearerAttempt;
 use crate::auth::{Frontend, LoginError, Mechanism, PasswordAttempt, SessionView};
@@ -189,9 +187,28 @@ fn login_error(e: LoginError) -> ApiError {
     }
 }
 
-/// The session (or API key) of the bearer token or session cookie.
-pub async fn session(auth: Authenticated) -> Response {
-    (StatusCode::OK, Json(auth.session)).into_response()
+/// The session (or API key) of the bearer token or session cookie: the answer every request
+/// behind Postern asks for, rendered once per token while nothing it shows changed
+/// (`Engine::bearer_json`).
+pub async fn session(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let credentials = Credentials::from_headers(&headers)?;
+    match state.engine.bearer_json(&credentials.token, ip).await {
+        Ok(Some(json)) => Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            json,
+        )
+            .into_response()),
+        Ok(None) => Err(ApiError::unauthorized("unknown, expired or revoked token")),
+        Err(e) => {
+            tracing::warn!(error = %e, "session lookup failed");
+            Err(ApiError::unavailable())
+        }
+    }
 }
 
 /// Revokes the session; a session cookie is cleared with it.

@@ -84,7 +84,7 @@ fn a_logout_under_load_is_refused_by_every_daemon_at_once() {
     std::thread::sleep(Duration::from_millis(700));
     let hits_before = metric(
         &b,
-        r#"postern_store_cache_requests_total{record="session",result="hit"}"#,
+        r#"postern_store_cache_requests_total{record="session-view",result="hit"}"#,
     );
     assert!(hits_before > 0, "B answered the load from memory");
 

@@ -556,6 +556,10 @@ async fn until_queued(hasher: &Hasher, n: usize) {
     panic!("queue never reached {n} (at {})", hasher.queued());
 }
 
+/// MD5-crypt of "pw": a login's verification that takes the queue (one-digest schemes such as
+/// `{PLAIN}` are verified on the caller's task).
+const QUEUED: &str = "$1$abcdefgh$IQtUouv7y7Q9dRWkQEPCc.";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_refuses_at_once_in_total_and_per_address() {
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -574,7 +578,7 @@ async fn a_full_queue_refuses_at_once_in_total_and_per_address() {
     let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
     let queue = |client| {
         let h = hasher.clone();
-        tokio::spawn(async move { h.check(client, "{PLAIN}pw".into(), "pw").await })
+        tokio::spawn(async move { h.check(client, QUEUED.into(), "pw").await })
     };
     // 192.0.2.1 fills its share: two waiting.
     let waiting = vec![queue(ip("192.0.2.1")), queue(ip("192.0.2.1"))];
@@ -583,7 +587,7 @@ async fn a_full_queue_refuses_at_once_in_total_and_per_address() {
     // its "no such user" work (burn).
     let refused = tokio::time::timeout(
         Duration::from_secs(5),
-        hasher.check(ip("192.0.2.1"), "{PLAIN}pw".into(), "pw"),
+        hasher.check(ip("192.0.2.1"), QUEUED.into(), "pw"),
     )
     .await
     .expect("refused without waiting");
@@ -597,7 +601,7 @@ async fn a_full_queue_refuses_at_once_in_total_and_per_address() {
     until_queued(&hasher, 4).await;
     // The total (4) is reached: any address, or none, is refused.
     for client in [ip("192.0.2.2"), None] {
-        let r = hasher.check(client, "{PLAIN}pw".into(), "pw").await;
+        let r = hasher.check(client, QUEUED.into(), "pw").await;
         assert!(
             matches!(r, Err(crate::DirectoryError::Overloaded(_))),
             "{r:?}"
@@ -631,9 +635,7 @@ async fn a_full_queue_refuses_at_once_in_total_and_per_address() {
     exempt.await.unwrap().unwrap();
     assert_eq!(hasher.queued(), 0);
     // Room again, for everyone.
-    let r = hasher
-        .check(ip("192.0.2.1"), "{PLAIN}pw".into(), "pw")
-        .await;
+    let r = hasher.check(ip("192.0.2.1"), QUEUED.into(), "pw").await;
     assert_eq!(r.unwrap(), Verdict::Match);
 }
 
@@ -651,7 +653,7 @@ async fn an_ipv6_client_is_bounded_by_its_64() {
     let first = tokio::spawn(async move {
         h.check(
             Some("2001:db8:1:2::1".parse().unwrap()),
-            "{PLAIN}pw".into(),
+            QUEUED.into(),
             "pw",
         )
         .await
@@ -660,7 +662,7 @@ async fn an_ipv6_client_is_bounded_by_its_64() {
     let same64 = hasher
         .check(
             Some("2001:db8:1:2:ffff::9".parse().unwrap()),
-            "{PLAIN}pw".into(),
+            QUEUED.into(),
             "pw",
         )
         .await;

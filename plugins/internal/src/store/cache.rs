@@ -190,6 +190,12 @@ impl Cache {
         }
     }
 
+    /// The epoch, when the cache is in use.
+    pub(crate) fn live_epoch(&self) -> Option<u64> {
+        let epoch = self.epoch();
+        self.live.load(Ordering::Acquire).then_some(epoch)
+    }
+
     /// The epoch to hand back to [`Cache::put`] after reading the store.
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)

@@ -292,6 +292,12 @@ impl Store {
         self.cache.flush();
     }
 
+    /// The record cache's epoch while it is in use (`None` when it is off): what is derived
+    /// from cached records stays right while the epoch is the same (every flush moves it).
+    pub fn cache_epoch(&self) -> Option<u64> {
+        self.cache.live_epoch()
+    }
+
     /// Hits and misses of the record cache since start.
     pub fn cache_stats(&self) -> cache::CacheStats {
         self.cache.stats()
