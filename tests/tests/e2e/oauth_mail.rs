@@ -271,3 +271,74 @@ fn dovecot_imap_passdb_oauth2_introspects_at_postern() {
         log()
     );
 }
+
+#[test]
+fn the_account_page_creates_an_app_password_in_chromium_that_logs_in_through_postfix() {
+    let d = mail_daemon();
+    let postfix = Postfix::start(&format!("inet:{}", d.daemon.addr("dovecot-auth")));
+    let env = |step: &'static str| {
+        vec![
+            ("ISSUER", d.issuer.clone()),
+            ("USERNAME", "alice".to_string()),
+            ("PASSWORD", "alice-pw-1".to_string()),
+            ("STEP", step.to_string()),
+        ]
+    };
+    let as_refs = |v: &Vec<(&'static str, String)>| -> Vec<(&str, String)> { v.clone() };
+    let created = {
+        let e = as_refs(&env("create"));
+        let pairs: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        node("account.mjs", &pairs)
+    };
+    assert_eq!(strings(&created["roles"]), ["user"], "{created}");
+    assert!(strings(&created["permissions"]).contains(&"email-send".to_string()));
+    assert!(created["sessions"].as_i64().unwrap() >= 1);
+    assert_eq!(strings(&created["listed"]), ["Thunderbird on the laptop"]);
+    assert_eq!(created["secretAfterReload"], 0, "the secret is shown once");
+    let secret = created["secret"].as_str().expect("secret").to_string();
+    let ok = postfix.swaks("PLAIN", "alice", &secret);
+    let text = String::from_utf8_lossy(&ok.stdout).into_owned();
+    assert!(
+        ok.status.success() && text.contains("235 2.7.0 Authentication successful"),
+        "{text}\n{}",
+        d.daemon.logs()
+    );
+    let revoked = {
+        let e = as_refs(&env("revoke"));
+        let pairs: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        node("account.mjs", &pairs)
+    };
+    assert_eq!(revoked["listed"], serde_json::json!([]), "{revoked}");
+    let refused = postfix.swaks("PLAIN", "alice", &secret);
+    let text = String::from_utf8_lossy(&refused.stdout).into_owned();
+    assert!(
+        text.contains("535 5.7.8") && !text.contains("235 "),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_account_page_refuses_a_post_without_its_csrf_token_and_cannot_be_framed() {
+    let d = OAuthDaemon::start(None, "");
+    let page = get_raw(&d.url("/account"), None);
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert!(page
+        .header("content-security-policy")
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    let r = form(
+        &d.url("/account"),
+        None,
+        &[
+            ("action", "login"),
+            ("username", "alice"),
+            ("password", "alice-pw-1"),
+        ],
+        None,
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(cookies(&r)
+        .iter()
+        .all(|c| !c.starts_with("postern_session=")));
+}

@@ -173,7 +173,7 @@ async fn validate(state: &AppState, p: &Params) -> Result<AuthRequest, Response>
 }
 
 /// The CSRF token of this browser: the cookie's, or a new one to set.
-fn csrf(headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+pub(super) fn csrf(headers: &HeaderMap) -> (String, Option<HeaderValue>) {
     if let Some(v) = cookie::read(headers, CSRF_COOKIE) {
         if v.len() == 47 {
             return (v.to_string(), None);
