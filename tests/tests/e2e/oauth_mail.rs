@@ -303,6 +303,25 @@ fn the_account_page_creates_an_app_password_in_chromium_that_logs_in_through_pos
         "{text}\n{}",
         d.daemon.logs()
     );
+    // A scoped credential signs in nowhere interactive: neither /account nor the login page.
+    let page = get_raw(&d.url("/account"), None);
+    let csrf = hidden_value(&page.body, "csrf").unwrap();
+    let jar = cookies(&page).join("; ");
+    let r = form(
+        &d.url("/account"),
+        None,
+        &[
+            ("csrf", &csrf),
+            ("action", "login"),
+            ("username", "alice"),
+            ("password", &secret),
+        ],
+        Some(&jar),
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(cookies(&r)
+        .iter()
+        .all(|c| !c.starts_with("postern_session=")));
     let revoked = {
         let e = as_refs(&env("revoke"));
         let pairs: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -11,7 +11,7 @@ use postern_internal::model::{Credential, CredentialType};
 use postern_internal::store::{Expect, ListQuery};
 use zeroize::Zeroizing;
 
-use super::authorize::{csrf, csrf_ok};
+use super::authorize::{csrf, csrf_ok, interactive};
 use super::page::{self, esc, hidden};
 use super::params::Params;
 use crate::auth::clock::rfc3339;
@@ -29,7 +29,9 @@ async fn who(
 ) -> Option<(String, SessionView)> {
     let token = cookie::read(headers, SESSION_COOKIE)?;
     match state.engine.bearer(token, ip).await {
-        Ok(Some(v)) if v.token.is_some() => Some((token.to_string(), v)),
+        Ok(Some(v)) if v.token.is_some() && interactive(&v.mechanism) => {
+            Some((token.to_string(), v))
+        }
         _ => None,
     }
 }
@@ -287,7 +289,14 @@ async fn login(
         remote_ip: ip,
     };
     let principal = match state.engine.login(attempt).await {
-        Ok(p) => p,
+        Ok(p) if interactive(p.method.as_str()) => p,
+        Ok(_) => {
+            return login_form(
+                headers,
+                StatusCode::UNAUTHORIZED,
+                Some("Wrong username or password."),
+            )
+        }
         Err(LoginError::RateLimited(_)) => {
             return login_form(
                 headers,
