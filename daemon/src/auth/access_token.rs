@@ -44,6 +44,14 @@ impl Engine {
         &self.oauth
     }
 
+    /// Counts an access token issued (`grant_type` is one of the three this server knows).
+    pub fn count_oauth_token(&self, grant_type: &'static str) {
+        self.metrics
+            .oauth_tokens
+            .with_label_values(&[grant_type])
+            .inc();
+    }
+
     /// The store, for the OAuth endpoints' grants, codes and consents.
     pub fn oauth_store(&self) -> &Store {
         &self.store

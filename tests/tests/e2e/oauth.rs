@@ -102,6 +102,11 @@ fn discovery_names_every_endpoint_and_its_issuer_is_every_tokens_iss() {
         assert!(claims.get(c).is_some(), "{c} missing: {claims}");
     }
     assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() <= 600);
+    let metrics = get(&d.url("/metrics"), None).body;
+    assert!(
+        metrics.contains(r#"postern_oauth_tokens_issued_total{grant_type="client_credentials"}"#),
+        "{metrics}"
+    );
 }
 
 #[test]
