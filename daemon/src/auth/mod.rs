@@ -7,6 +7,7 @@ mod chain;
 pub mod clock;
 mod login;
 mod rules;
+pub mod self_service;
 mod session;
 #[cfg(test)]
 mod tests;

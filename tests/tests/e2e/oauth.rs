@@ -700,3 +700,67 @@ fn oauth_client_cli_adds_lists_and_removes_with_the_secret_shown_once() {
         Some(1)
     );
 }
+
+#[test]
+fn the_account_page_changes_the_password_and_ends_the_sessions() {
+    let d = OAuthDaemon::start(None, "");
+    let page = get_raw(&d.url("/account"), None);
+    let csrf = hidden_value(&page.body, "csrf").unwrap();
+    let mut jar = cookies(&page);
+    let r = form(
+        &d.url("/account"),
+        None,
+        &[
+            ("csrf", &csrf),
+            ("action", "login"),
+            ("username", "alice"),
+            ("password", "alice-pw-1"),
+        ],
+        Some(&jar.join("; ")),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    jar.extend(cookies(&r));
+    let jar = jar.join("; ");
+    let page = get_raw(&d.url("/account"), Some(&jar));
+    assert!(page.body.contains("Change password"), "{}", page.body);
+    assert!(page.body.contains("<li>user</li>"), "{}", page.body);
+    let change = |current: &str, new: &str| {
+        form(
+            &d.url("/account"),
+            None,
+            &[
+                ("csrf", &csrf),
+                ("action", "change-password"),
+                ("current", current),
+                ("new", new),
+            ],
+            Some(&jar),
+        )
+    };
+    let r = change("wrong", "a-new-password-1");
+    assert!(
+        r.body.contains("the current password is wrong"),
+        "{}",
+        r.body
+    );
+    let r = change("alice-pw-1", "short");
+    assert!(r.body.contains("at least 10"), "{}", r.body);
+    assert_eq!(
+        login(&d.url("/auth/login"), "alice", "alice-pw-1").status,
+        200
+    );
+    let r = change("alice-pw-1", "a-new-password-1");
+    assert_eq!(r.status, 200, "{}", d.daemon.logs());
+    assert!(r.body.contains("Your password was changed"), "{}", r.body);
+    // The session the change was made from ended with the old password.
+    let page = get_raw(&d.url("/account"), Some(&jar));
+    assert!(!page.body.contains("Change password"), "{}", page.body);
+    assert_eq!(
+        login(&d.url("/auth/login"), "alice", "alice-pw-1").status,
+        401
+    );
+    assert_eq!(
+        login(&d.url("/auth/login"), "alice", "a-new-password-1").status,
+        200
+    );
+}

@@ -1,6 +1,7 @@
 //! `/account`: the self-service page (SPEC §6), plain HTML like the login page, on the same
 //! session cookie. A person sees their roles and effective permissions, creates, lists and
-//! revokes app passwords (the secret shown once), lists and ends their sessions. Every POST
+//! revokes app passwords (the secret shown once), lists and ends their sessions, and changes
+//! their password when the internal directory holds it. Every POST
 //! carries the CSRF token of the login page; the cookie alone never changes anything.
 
 use axum::extract::State;
@@ -8,7 +9,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use postern_directory::Credential as Secret;
 use postern_internal::model::{Credential, CredentialType};
-use postern_internal::store::{Expect, ListQuery};
+use postern_internal::store::{Expect, ListQuery, WriteError};
+use postern_internal::StoreError;
 use zeroize::Zeroizing;
 
 use super::authorize::{csrf, csrf_ok, interactive};
@@ -20,6 +22,23 @@ use crate::authz::Service;
 use crate::http::cookie::{self, SESSION_COOKIE};
 use crate::http::extract::{ClientIp, LimitedBody};
 use crate::http::AppState;
+
+/// A store write, tried again while SQLite reports its snapshot overtaken by another writer.
+async fn retry_busy<T, F, Fut>(mut write: F) -> Result<T, WriteError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, WriteError>>,
+{
+    let mut result = write().await;
+    for _ in 0..4 {
+        if !matches!(&result, Err(WriteError::Store(StoreError::Busy(_)))) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        result = write().await;
+    }
+    result
+}
 
 /// The person of the session cookie (a live session, not an API key).
 async fn who(
@@ -140,13 +159,26 @@ async fn account_page(
 <form method=\"post\" action=\"/account\">{create}<label for=\"description\">New app password for</label>\
 <input type=\"text\" id=\"description\" name=\"description\" maxlength=\"200\" required>\
 <button type=\"submit\">Create</button></form>\
-<h2>Sessions</h2><table id=\"sessions\"><tr><th>Since</th><th>Until</th><th></th></tr>{session_rows}</table>\
+{password}<h2>Sessions</h2><table id=\"sessions\"><tr><th>Since</th><th>Until</th><th></th></tr>{session_rows}</table>\
 {logout}",
         name = esc(name),
         roles = list(&view.roles),
         perms = list(&view.permissions),
         create = hidden(&[("csrf", &token), ("action", "create-app-password")]),
         logout = form("logout", &[], "Sign out"),
+        password = if view.directory == "internal" && view.mechanism == "password" {
+            format!(
+                "<h2>Password</h2><form method=\"post\" action=\"/account\">{}\
+<label for=\"current\">Current password</label>\
+<input type=\"password\" id=\"current\" name=\"current\" autocomplete=\"current-password\" required>\
+<label for=\"new\">New password</label>\
+<input type=\"password\" id=\"new\" name=\"new\" autocomplete=\"new-password\" minlength=\"10\" required>\
+<button type=\"submit\">Change password</button></form>",
+                hidden(&[("csrf", &token), ("action", "change-password")])
+            )
+        } else {
+            String::new()
+        },
     );
     with_cookie(page::html(StatusCode::OK, "Your account", &body), set)
 }
@@ -210,15 +242,15 @@ pub async fn submit(
                 allowed_ips: Vec::new(),
                 permissions: Default::default(),
             };
-            let written = async {
-                let mut tx = store.begin().await.map_err(|e| e.to_string())?;
+            let c = &cred;
+            let written = retry_busy(|| async move {
+                let mut tx = store.begin().await?;
                 let w = tx
-                    .put_credential(CredentialType::AppPassword, &cred, Expect::New)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tx.commit().await.map_err(|e| e.to_string())?;
-                Ok::<_, String>(w.secret)
-            }
+                    .put_credential(CredentialType::AppPassword, c, Expect::New)
+                    .await?;
+                tx.commit().await?;
+                Ok(w.secret)
+            })
             .await;
             match written {
                 Ok(Some(secret)) => {
@@ -237,13 +269,12 @@ pub async fn submit(
             let id = p.get("id").unwrap_or_default();
             match store.credential(CredentialType::AppPassword, id).await {
                 Ok(Some(c)) if c.value.account == name => {
-                    let done = async {
-                        let mut tx = store.begin().await.map_err(|e| e.to_string())?;
+                    let done = retry_busy(|| async move {
+                        let mut tx = store.begin().await?;
                         tx.delete_credential(CredentialType::AppPassword, id, None)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        tx.commit().await.map_err(|e| e.to_string())
-                    }
+                            .await?;
+                        tx.commit().await
+                    })
                     .await;
                     match done {
                         Ok(_) => see_other("/account"),
@@ -261,6 +292,27 @@ pub async fn submit(
             Ok(_) => see_other("/account"),
             Err(e) => unavailable(&e),
         },
+        Some("change-password") => {
+            use crate::auth::self_service::PasswordChangeError as E;
+            let current = Zeroizing::new(p.get("current").unwrap_or_default().to_string());
+            let new = Zeroizing::new(p.get("new").unwrap_or_default().to_string());
+            match state.engine.change_password(&name, current, new, ip).await {
+                // Every session of the account ended with the old password.
+                Ok(()) => login_form(
+                    &headers,
+                    StatusCode::OK,
+                    Some("Your password was changed. Sign in with the new one."),
+                ),
+                Err(E::Unavailable) => unavailable(&"password change"),
+                Err(e) => {
+                    let notice = format!(
+                        "<p class=\"error\" role=\"alert\">{}</p>",
+                        esc(&e.to_string())
+                    );
+                    account_page(&state, &headers, &view, Some(notice)).await
+                }
+            }
+        }
         Some("logout") => {
             if let Err(e) = state.engine.revoke(&token).await {
                 return unavailable(&e);
