@@ -113,10 +113,50 @@ fn discovery_names_every_endpoint_and_its_issuer_is_every_tokens_iss() {
 fn client_tokens_carry_roles_as_of_now_and_revocation_is_seen_by_every_daemon() {
     let shared = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/shared.db", shared.path().display());
+    two_daemons(&url);
+}
+
+#[test]
+fn two_daemons_on_one_postgresql_store_share_keys_grants_and_revocations() {
+    let pg = postern_e2e::pg::Postgres::start();
+    let url = pg.database("postern");
+    two_daemons(&url);
+    // The code flow and refresh rotation on PostgreSQL too.
     let a = OAuthDaemon::start(Some(&url), "");
+    let cb = "http://127.0.0.1:9/cb";
+    let code = a.code_for("web", cb, "openid", "alice", "alice-pw-1");
+    let t = a
+        .exchange(("web", "web-secret"), &code, cb, VERIFIER)
+        .json();
+    let r1 = t["refresh_token"]
+        .as_str()
+        .expect("refresh token")
+        .to_string();
+    let t2 = a
+        .form(
+            "/oauth/token",
+            Some(("web", "web-secret")),
+            &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
+        )
+        .json();
+    assert!(t2["access_token"].is_string(), "{t2}");
+    let reuse = a.form(
+        "/oauth/token",
+        Some(("web", "web-secret")),
+        &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
+    );
+    assert_eq!(reuse.json()["error"], "invalid_grant");
+    assert_eq!(
+        a.introspect(t2["access_token"].as_str().unwrap()),
+        serde_json::json!({"active": false})
+    );
+}
+
+fn two_daemons(url: &str) {
+    let a = OAuthDaemon::start(Some(url), "");
     let b_port = free_port();
     // Daemons sharing a store serve one issuer (behind one name): B's public URL is A's.
-    let b_config = config(b_port, Some(&url), "").replace(
+    let b_config = config(b_port, Some(url), "").replace(
         &format!("public-url = \"http://127.0.0.1:{b_port}\""),
         &format!("public-url = \"{}\"", a.issuer),
     );
@@ -486,6 +526,31 @@ fn code_flow_with_pkce_refresh_rotation_reuse_detection_and_consent() {
             d.issuer.replace(':', "%3A").replace('/', "%2F")
         )),
         "{location}"
+    );
+    // "Deny" for another scope: access_denied at the client, nothing remembered.
+    let q2 = OAuthDaemon::authorize_query("thirdparty", tp, "openid email", "s2");
+    let pairs2: Vec<(&str, &str)> = q2.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let asked = get_raw(
+        &format!("{}?{}", d.url("/oauth/authorize"), encode_form(&pairs2)),
+        Some(&jar.join("; ")),
+    );
+    assert!(
+        asked.body.contains("Allow access?"),
+        "a wider scope is asked again: {}",
+        asked.body
+    );
+    let mut fields = pairs2.clone();
+    fields.extend([("csrf", csrf.as_str()), ("consent", "deny")]);
+    let r = form(
+        &d.url("/oauth/authorize"),
+        None,
+        &fields,
+        Some(&jar.join("; ")),
+    );
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        query_param(r.header("location").unwrap(), "error").as_deref(),
+        Some("access_denied")
     );
     // Already logged in (cookie) and consented: straight back with a code.
     let r = get_raw(
