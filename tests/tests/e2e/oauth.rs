@@ -829,3 +829,27 @@ fn the_account_page_changes_the_password_and_ends_the_sessions() {
         200
     );
 }
+
+#[test]
+fn guessing_a_client_secret_is_throttled_like_a_password() {
+    let d = OAuthDaemon::start(None, "");
+    let mut statuses = Vec::new();
+    for i in 0..15 {
+        let r = d.client_credentials("svc", &format!("guess-{i}"), "");
+        statuses.push(r.status);
+        if r.status == 503 {
+            assert_eq!(r.json()["error"], "temporarily_unavailable", "{}", r.body);
+            break;
+        }
+        assert_eq!(r.json()["error"], "invalid_client");
+    }
+    assert_eq!(statuses.last(), Some(&503), "never throttled: {statuses:?}");
+    // Locked: even the right secret waits; another client is not affected.
+    assert_eq!(d.client_credentials("svc", "svc-secret", "").status, 503);
+    let web = d.form(
+        "/oauth/introspect",
+        Some(("web", "web-secret")),
+        &[("token", "x")],
+    );
+    assert_eq!(web.status, 200, "{}", web.body);
+}
