@@ -361,3 +361,50 @@ fn the_account_page_refuses_a_post_without_its_csrf_token_and_cannot_be_framed()
         .iter()
         .all(|c| !c.starts_with("postern_session=")));
 }
+
+/// `GET /auth/nginx` as nginx's mail proxy sends it for a PLAIN login.
+fn nginx_auth(d: &OAuthDaemon, user: &str, pass: &str) -> (String, String) {
+    let stream = TcpStream::connect(d.issuer.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut w = stream.try_clone().unwrap();
+    let request = format!(
+        "GET /auth/nginx HTTP/1.0\r\nHost: localhost\r\nX-Auth-Key: nginx-key\r\nAuth-Method: plain\r\n\
+         Auth-User: {user}\r\nAuth-Pass: {pass}\r\nAuth-Protocol: imap\r\nAuth-Login-Attempt: 1\r\n\
+         Client-IP: 127.0.0.1\r\n\r\n"
+    );
+    w.write_all(request.as_bytes()).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut BufReader::new(stream), &mut text).unwrap();
+    let status = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("auth-status: ")
+                .or_else(|| l.strip_prefix("Auth-Status: "))
+        })
+        .unwrap_or_default()
+        .to_string();
+    (status, text)
+}
+
+#[test]
+fn nginx_auth_http_accepts_an_access_token_sent_as_the_password() {
+    let d = OAuthDaemon::start(
+        None,
+        "[auth-http]\nshared-secret = \"nginx-key\"\nbackends = { imap = \"127.0.0.1:1143\" }\n",
+    );
+    let token = alice_token(&d);
+    let (status, text) = nginx_auth(&d, "alice", &token);
+    assert_eq!(status, "OK", "{text}");
+    let (status, text) = nginx_auth(&d, "bob", &token);
+    assert_ne!(status, "OK", "another user's token: {text}");
+    let r = d.form(
+        "/oauth/revoke",
+        Some(("web", "web-secret")),
+        &[("token", &token)],
+    );
+    assert_eq!(r.status, 200);
+    let (status, text) = nginx_auth(&d, "alice", &token);
+    assert_ne!(status, "OK", "revoked: {text}");
+}
