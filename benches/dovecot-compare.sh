@@ -10,6 +10,12 @@
 #   ldap-bind     private slapd; Dovecot passdb ldap auth_bind=yes / Postern auth-method=bind
 #   ldap-lookup   private slapd; Dovecot passdb ldap (userPassword compared) / auth-method=lookup
 #   sql-pg        private PostgreSQL; Dovecot passdb sql (pgsql) / Postern sql directory
+#   plain         passwd-file / internal store with {PLAIN} secrets: everything but the hash
+#   cache-hit     repeated logins with the verification cache on: Postern's internal store of
+#                 {SHA512-CRYPT} hashes with [authentication] cache-size, beside Postern's own
+#                 {PLAIN} (the anchor: a hit should cost what a {PLAIN} login costs) and Dovecot
+#                 passdb sql (pgsql) with auth_cache_size = 10M (its cache keeps the hash and
+#                 still verifies it)
 #   all           every mode above
 #
 # Options:
@@ -46,8 +52,8 @@ while [ $# -gt 0 ]; do
         --postern) POSTERN_BIN=$(realpath "$2"); shift 2 ;;
         --keep) KEEP=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        all) MODES+=(sha512-crypt argon2id ldap-bind ldap-lookup sql-pg); shift ;;
-        sha512-crypt|argon2id|ldap-bind|ldap-lookup|sql-pg) MODES+=("$1"); shift ;;
+        all) MODES+=(sha512-crypt argon2id ldap-bind ldap-lookup sql-pg plain cache-hit); shift ;;
+        sha512-crypt|argon2id|ldap-bind|ldap-lookup|sql-pg|plain|cache-hit) MODES+=("$1"); shift ;;
         *) die "unknown argument $1 (see --help)" ;;
     esac
 done
@@ -64,7 +70,7 @@ need_pkg dovecot-core whois curl python3
 for m in "${MODES[@]}"; do
     case $m in
         ldap-*) need_pkg dovecot-ldap slapd ldap-utils ;;
-        sql-pg) need_pkg dovecot-pgsql postgresql ;;
+        sql-pg|cache-hit) need_pkg dovecot-pgsql postgresql ;;
     esac
 done
 
@@ -224,9 +230,51 @@ timeout = \"5s\""
     fi
 }
 
+# Repeated logins of one user with the verification cache on (see the header).
+run_cache_hit() {
+    local mode=$1 hashes=$WORK/hashes-cache.tsv
+    log "$mode: hashing $K passwords"
+    make_hashes sha512-crypt "$K" "$hashes"
+    if [ "$ONLY" != postern ]; then
+        start_pg "$hashes"
+        cat > "$WORK/dovecot-sql.conf.ext" <<EOF
+driver = pgsql
+connect = host=127.0.0.1 port=$PG_PORT dbname=bench user=postgres
+default_pass_scheme = SHA512-CRYPT
+password_query = SELECT name AS user, password FROM users WHERE name = '%u'
+EOF
+        chmod 644 "$WORK/dovecot-sql.conf.ext"
+        start_dovecot "auth_cache_size = 10M
+auth_cache_ttl = 1 hour
+passdb {
+  driver = sql
+  args = $WORK/dovecot-sql.conf.ext
+}"
+        measure "$mode" dovecot "$DOVECOT_SOCKET"
+        stop_dovecot
+    fi
+    if [ "$ONLY" != dovecot ]; then
+        provision_internal "$hashes" "$WORK/provision-$mode.toml"
+        rm -rf "$WORK/postern"
+        start_postern "[authentication]
+cache-size = 100000" "$WORK/provision-$mode.toml"
+        measure "$mode" postern "$POSTERN_SOCKET"
+        stop_postern
+        # The anchor in the same run: the same users with {PLAIN} secrets, no cache.
+        local plain=$WORK/hashes-cache-plain.tsv
+        make_hashes plain "$K" "$plain"
+        provision_internal "$plain" "$WORK/provision-$mode-plain.toml"
+        rm -rf "$WORK/postern"
+        start_postern "" "$WORK/provision-$mode-plain.toml"
+        measure "$mode" postern-plain "$POSTERN_SOCKET"
+        stop_postern
+    fi
+}
+
 for mode in "${MODES[@]}"; do
     case $mode in
-        sha512-crypt|argon2id) run_passwd_file "$mode" ;;
+        cache-hit) run_cache_hit "$mode" ;;
+        sha512-crypt|argon2id|plain) run_passwd_file "$mode" ;;
         ldap-bind|ldap-lookup) run_ldap "$mode" ;;
         sql-pg) run_sql "$mode" ;;
     esac
@@ -234,9 +282,9 @@ done
 
 printf '\n%s cores, %s users, %s connections x %s in flight, %ss per run (%s)\n' \
     "$(nproc)" "$K" "$C" "$N" "$D" "$(uname -m)"
-printf '%-13s %-8s %10s %9s %9s  %s\n' mode server req/s p50_ms p99_ms extra
+printf '%-13s %-13s %10s %9s %9s  %s\n' mode server req/s p50_ms p99_ms extra
 for r in "${RESULTS[@]}"; do
     # shellcheck disable=SC2086
     set -- $r
-    printf '%-13s %-8s %10s %9s %9s  %s\n' "$1" "$2" "$3" "$4" "$5" "${*:6}"
+    printf '%-13s %-13s %10s %9s %9s  %s\n' "$1" "$2" "$3" "$4" "$5" "${*:6}"
 done

@@ -85,6 +85,7 @@ make_hashes() {
         case $SCHEME_ARG in
           sha512-crypt) h="{SHA512-CRYPT}$(printf %s "$pw" | mkpasswd -m sha-512 -s)" ;;
           argon2id) h="{ARGON2ID}$(printf %s "$pw" | "$POSTERN_BIN" hash-password)" ;;
+          plain) h="{PLAIN}$pw" ;;
         esac
         printf "%s\t%s\n" "$name" "$h"' > "$out.unsorted"
     sort "$out.unsorted" > "$out"

@@ -1,6 +1,7 @@
 //! Postern's engine: configuration, the directory chain, authorization, sessions, front-ends
 //! and metrics. The `postern` binary (`main.rs`) is a thin command-line layer over it.
 
+pub mod admin;
 pub mod auth;
 pub mod authz;
 pub mod cli;

@@ -28,6 +28,15 @@ pub struct Metrics {
     pub directory_pool: IntGaugeVec,
     /// Connections and requests refused or cut off to bound the work a client can cause.
     pub refused: IntCounterVec,
+    /// `GET /auth/verify` answers by outcome.
+    pub forward_auth: IntCounterVec,
+    /// Reads of the store served from memory (hit) or not (miss), by record.
+    pub store_cache: IntCounterVec,
+    /// Logins' password verifications answered by the verification cache (hit) or computed.
+    pub verify_cache: IntCounterVec,
+    /// `/api/v1` requests by resource, method and status, and their durations.
+    pub api_requests: IntCounterVec,
+    pub api_duration: HistogramVec,
 }
 
 /// Outcome labels of `postern_auth_requests_total`.
@@ -115,6 +124,26 @@ fn throttle_locks(r: &Registry) -> R<IntCounterVec> {
     // Every series exists from the start, so that dashboards show 0 rather than nothing.
     for kind in ["address", "account-address", "account"] {
         c.with_label_values(&[kind]).inc_by(0);
+    }
+    Ok(c)
+}
+
+/// Every outcome exists from the start, so that an alert on denials has a series to rate.
+fn forward_auth(r: &Registry) -> R<IntCounterVec> {
+    let c = counter(
+        r,
+        "postern_forward_auth_requests_total",
+        "GET /auth/verify answers by outcome (allowed, unauthenticated, forbidden, bad_request, unavailable).",
+        &["outcome"],
+    )?;
+    for outcome in [
+        "allowed",
+        "unauthenticated",
+        "forbidden",
+        "bad_request",
+        "unavailable",
+    ] {
+        c.with_label_values(&[outcome]).inc_by(0);
     }
     Ok(c)
 }
@@ -216,6 +245,31 @@ impl Metrics {
                 "postern_refused_total",
                 "Connections and requests refused or closed to bound a client's hold on the daemon, by front-end and reason.",
                 &["frontend", "reason"],
+            )?,
+            forward_auth: forward_auth(&r)?,
+            store_cache: counter(
+                &r,
+                "postern_store_cache_requests_total",
+                "Reads of accounts, sessions and API keys answered from the daemon's memory (hit) or the store (miss).",
+                &["record", "result"],
+            )?,
+            verify_cache: counter(
+                &r,
+                "postern_verification_cache_requests_total",
+                "Password verifications of logins answered by the verification cache ([authentication] cache-size) without hashing (hit), or computed (miss).",
+                &["result"],
+            )?,
+            api_requests: counter(
+                &r,
+                "postern_api_requests_total",
+                "Management API requests by resource, method and status.",
+                &["resource", "method", "status"],
+            )?,
+            api_duration: histogram(
+                &r,
+                "postern_api_request_duration_seconds",
+                "Time to answer a management API request, by resource and method.",
+                &["resource", "method"],
             )?,
             registry: r,
         })

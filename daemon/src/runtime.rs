@@ -44,6 +44,7 @@ pub async fn open_store(config: &Config) -> Result<Store, BuildError> {
         .map_err(|e| BuildError::Config(e.to_string()))?;
     let store = Store::open(&url, config.store.pool_size, config.store.timeout).await?;
     Ok(store
+        .with_record_cache(config.store.cache_size)
         .with_rules(crate::auth::store_rules())
         .revoking_sessions_on_password_change(config.session.revoke_on_password_change))
 }
@@ -63,7 +64,8 @@ pub fn hasher(config: &Config, metrics: Option<&Metrics>) -> Hasher {
         },
         per_address: config.server.hash_queue_per_address,
     };
-    let hasher = Hasher::with_limits(limit, bounds);
+    let hasher =
+        Hasher::with_limits(limit, bounds).with_verify_cache(config.authentication.verify_cache());
     match metrics {
         Some(m) => {
             let counter = m.hash_verifications.clone();
@@ -103,12 +105,15 @@ pub fn directories(
                 postern_sql::SqlDirectory::new(name, c.clone(), hasher.scoped())
                     .map_err(|e| BuildError::Config(format!("directory.{name}.{e}")))?,
             ),
-            Some(other) => {
-                return Err(BuildError::Config(format!(
-                    "directory.{name}: type {:?} is not available in this build yet",
-                    other.kind()
-                )))
-            }
+            Some(DirectoryConfig::Oidc(c)) => Arc::new(
+                postern_oidc::OidcDirectory::new(
+                    name,
+                    c.clone(),
+                    &config.server.public_url,
+                    oidc_clock(),
+                )
+                .map_err(|e| BuildError::Config(format!("directory.{name}.{e}")))?,
+            ),
             None => {
                 return Err(BuildError::Config(format!(
                     "authentication.directories: no [directory.{name}] section"
@@ -118,6 +123,11 @@ pub fn directories(
         chain.push(Link::External(directory));
     }
     Ok(chain)
+}
+
+/// The wall clock for OIDC directories (token expiry), read through the engine's clock type.
+pub fn oidc_clock() -> postern_oidc::Now {
+    Arc::new(|| SystemClock.unix())
 }
 
 /// The name `[authentication] directories` gives the internal store's directory.

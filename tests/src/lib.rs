@@ -9,15 +9,20 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod docs;
+pub mod dovecot;
+pub mod exim;
 pub mod mail;
 pub mod mariadb;
 pub mod nginx;
 pub mod oauth_clients;
+pub mod oidc_provider;
 pub mod pg;
 pub mod postfix;
 pub mod slapd;
 pub mod sqldb;
 pub mod tls;
+pub mod webproxy;
 
 /// The workspace root.
 pub fn root() -> PathBuf {

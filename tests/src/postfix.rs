@@ -21,6 +21,11 @@ pub struct Postfix {
 impl Postfix {
     /// `sasl_path`: Postfix's `smtpd_sasl_path`, e.g. `inet:127.0.0.1:PORT`.
     pub fn start(sasl_path: &str) -> Postfix {
+        Self::start_with(&sasl_main_cf(sasl_path))
+    }
+
+    /// `sasl`: the `main.cf` lines that set up SASL (a guide's snippet).
+    pub fn start_with(sasl: &str) -> Postfix {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         // smtpd runs as user postfix: every directory above its queue must be searchable.
@@ -29,7 +34,7 @@ impl Postfix {
             std::fs::create_dir(d.join(sub)).expect("mkdir");
         }
         let port = free_port();
-        std::fs::write(d.join("main.cf"), main_cf(d, sasl_path)).expect("main.cf");
+        std::fs::write(d.join("main.cf"), main_cf(d, sasl)).expect("main.cf");
         std::fs::write(
             d.join("master.cf"),
             format!(
@@ -149,7 +154,17 @@ fn maillog(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("maillog")).unwrap_or_else(|e| format!("(no maillog: {e})"))
 }
 
-fn main_cf(d: &Path, sasl_path: &str) -> String {
+fn sasl_main_cf(sasl_path: &str) -> String {
+    format!(
+        "smtpd_sasl_auth_enable = yes\n\
+         smtpd_sasl_type = dovecot\n\
+         smtpd_sasl_path = {sasl_path}\n\
+         smtpd_sasl_security_options = noanonymous\n\
+         smtpd_relay_restrictions = permit_sasl_authenticated, reject\n"
+    )
+}
+
+fn main_cf(d: &Path, sasl: &str) -> String {
     let p = |s: &str| -> PathBuf { d.join(s) };
     format!(
         "compatibility_level = 3.6\n\
@@ -165,11 +180,7 @@ fn main_cf(d: &Path, sasl_path: &str) -> String {
          alias_database =\n\
          local_recipient_maps =\n\
          smtpd_tls_security_level = none\n\
-         smtpd_sasl_auth_enable = yes\n\
-         smtpd_sasl_type = dovecot\n\
-         smtpd_sasl_path = {sasl_path}\n\
-         smtpd_sasl_security_options = noanonymous\n\
-         smtpd_relay_restrictions = permit_sasl_authenticated, reject\n",
+         {sasl}",
         queue = p("queue").display(),
         data = p("data").display(),
         dir = d.display(),

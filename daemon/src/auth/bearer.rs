@@ -54,6 +54,16 @@ impl Engine {
         let none = || "none".to_string();
         let principal = match self.bearer_principal(a.token, a.remote_ip).await {
             Ok(Some(b)) => b.principal,
+            // Not one of ours: an external provider's token, if a directory takes those.
+            Ok(None) if self.has_bearer_directories() => {
+                match self
+                    .provider_token(a.token, a.claimed_user, a.service, a.remote_ip)
+                    .await
+                {
+                    (Ok(p), _) => p,
+                    (Err(e), directory) => return (Err(e), directory),
+                }
+            }
             Ok(None) => return (Err(LoginError::InvalidCredentials), none()),
             Err(e) => {
                 tracing::warn!(error = %e, "store unavailable while checking a bearer token");

@@ -324,7 +324,7 @@ impl Engine {
 
     /// A principal an external directory or provider vouches for: recorded in the store (its
     /// stable id, its directory groups), then evaluated like any other.
-    async fn admit_external(
+    pub(super) async fn admit_external(
         &self,
         directory: &str,
         identity: &Identity,
@@ -354,6 +354,12 @@ impl Engine {
                 tracing::warn!(error = %e, "store unavailable while recording a principal");
                 LoginError::Unavailable
             })?;
+        // A provider vouches for its own people only: a name it gives that belongs to an
+        // internal account or another directory's principal is not that principal.
+        if method == Method::Oidc && stored.origin.as_str() != directory {
+            tracing::warn!(directory, user = %identity.name.escape_debug(), owner = %stored.origin, "login refused: the name belongs to another directory's principal");
+            return Err(LoginError::InvalidCredentials);
+        }
         // Its groups were just stored with its record (`directoryGroups`).
         let mut principal = self.evaluate(&stored, &[], directory, method, None)?;
         principal.emails = identity.emails.clone();

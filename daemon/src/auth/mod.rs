@@ -2,16 +2,19 @@
 //! sessions and metrics.
 
 pub mod access_token;
+pub mod app_passwords;
 pub mod bearer;
 mod chain;
 pub mod clock;
 mod login;
+mod provider_token;
 mod rules;
 pub mod self_service;
 mod session;
 #[cfg(test)]
 mod tests;
 pub mod throttle;
+pub mod token_cache;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -177,6 +180,18 @@ impl Engine {
             let c = m.hash_rejected.with_label_values(&[reason]);
             c.inc_by(u64::try_from(n).unwrap_or(u64::MAX).saturating_sub(c.get()));
         }
+        let cache = self.store.cache_stats();
+        for (i, kind) in postern_internal::store::cache::Kind::ALL.iter().enumerate() {
+            for (result, n) in [("hit", cache.hits[i]), ("miss", cache.misses[i])] {
+                let c = m.store_cache.with_label_values(&[kind.as_str(), result]);
+                c.inc_by(n.saturating_sub(c.get()));
+            }
+        }
+        let verify = self.hasher.verify_cache_stats();
+        for (result, n) in [("hit", verify.hits), ("miss", verify.misses)] {
+            let c = m.verify_cache.with_label_values(&[result]);
+            c.inc_by(n.saturating_sub(c.get()));
+        }
         let (accounts, addresses) = self.throttle.locked();
         m.throttle_locked
             .with_label_values(&["account"])
@@ -196,6 +211,22 @@ impl Engine {
         }
     }
 
+    /// The store, for the management operations (`crate::admin`), which write through its
+    /// `Tx` as `apply` does.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The metrics (the management API counts its requests here).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The password hasher (new passwords written through the management API).
+    pub fn hasher(&self) -> &Hasher {
+        &self.hasher
+    }
+
     pub fn clock(&self) -> &dyn Clock {
         self.clock.as_ref()
     }
@@ -212,6 +243,14 @@ impl Engine {
         self.metrics
             .refused
             .with_label_values(&[frontend, reason])
+            .inc();
+    }
+
+    /// Counts one `GET /auth/verify` answer; `outcome` is a fixed word.
+    pub fn count_verify(&self, outcome: &str) {
+        self.metrics
+            .forward_auth
+            .with_label_values(&[outcome])
             .inc();
     }
 
@@ -255,6 +294,10 @@ impl Engine {
         if generation == self.policy().generation {
             return Ok(false);
         }
+        // Written by a process that may not have told this one (the fallback of the record
+        // cache's own invalidation).
+        self.store.flush_cache();
+        self.hasher.flush_verify_cache();
         let policy = Policy::compile(&self.store.snapshot().await?).map_err(EngineError::Policy)?;
         self.metrics.store_generation.set(policy.generation);
         tracing::info!(generation = policy.generation, "directory model reloaded");
@@ -269,6 +312,7 @@ impl Engine {
     /// active-session gauge and purges old sessions and failures. Runs until the engine is
     /// dropped by everyone else.
     pub fn spawn_maintenance(self: &Arc<Self>, interval: Duration) {
+        self.store.follow_changes();
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);

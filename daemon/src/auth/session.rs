@@ -42,7 +42,7 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    fn of(p: &Principal, expires_at: Option<String>) -> SessionView {
+    pub(super) fn of(p: &Principal, expires_at: Option<String>) -> SessionView {
         let mut emails = p.emails.clone();
         emails.sort();
         emails.dedup();
@@ -108,14 +108,15 @@ impl Engine {
         token: &str,
         ip: Option<IpAddr>,
     ) -> Result<Option<SessionView>, StoreError> {
-        Ok(self
-            .bearer_principal(token, ip)
-            .await?
-            .map(|b| SessionView {
-                // An API key's secret is never echoed.
-                token: b.session.then(|| token.to_string()),
-                ..SessionView::of(&b.principal, b.expires_at)
-            }))
+        let Some(found) = self.bearer_principal(token, ip).await? else {
+            // An external provider's token, if a directory of the chain takes those.
+            return self.provider_token_view(token, ip).await;
+        };
+        Ok(Some(found).map(|b| SessionView {
+            // An API key's secret is never echoed.
+            token: b.session.then(|| token.to_string()),
+            ..SessionView::of(&b.principal, b.expires_at)
+        }))
     }
 
     /// The principal a bearer token stands for, as its account is now: a live session's

@@ -276,6 +276,15 @@ async fn first_start(engine: &Arc<Engine>) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::runtime(format!("store: {e}")))?;
     if count > 0 {
+        // Said, not silently ignored: an operator who set it expects it to mean something.
+        if std::env::var_os("POSTERN_ADMIN_PASSWORD").is_some_and(|v| !v.is_empty()) {
+            tracing::warn!(
+                accounts = count,
+                "POSTERN_ADMIN_PASSWORD ignored: the store already has accounts (it only sets \
+                 the password of the admin account created on a store with none; change a \
+                 password with `postern apply`)"
+            );
+        }
         return Ok(());
     }
     let (password, generated) = match std::env::var("POSTERN_ADMIN_PASSWORD") {

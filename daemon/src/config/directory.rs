@@ -1,9 +1,7 @@
 //! `[directory.NAME]` sections, chosen by `type` (SPEC §5). Every type parses and validates
 //! here, whether or not this build can run it yet, so a configuration is checked in full.
 
-use std::path::PathBuf;
-
-use postern_directory::{read_secret_file, ConfigProblem};
+use postern_directory::ConfigProblem;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -49,46 +47,5 @@ pub use postern_ldap::LdapConfig;
 // The SQL types live with their plugin, which validates them too.
 pub use postern_sql::SqlConfig;
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct OidcConfig {
-    pub issuer: String,
-    pub client_id: String,
-    #[serde(default)]
-    pub client_secret: Option<String>,
-    #[serde(default)]
-    pub client_secret_file: Option<PathBuf>,
-    #[serde(default = "default_scopes")]
-    pub scopes: Vec<String>,
-    #[serde(default)]
-    pub audience: Option<String>,
-    #[serde(default = "default_username_claim")]
-    pub username_claim: String,
-    #[serde(default)]
-    pub groups_claim: Option<String>,
-    #[serde(default)]
-    pub redirect_path: Option<String>,
-}
-
-impl OidcConfig {
-    /// The configuration's own problems, keys relative to the section.
-    pub fn problems(&self) -> Vec<ConfigProblem> {
-        let mut out = Vec::new();
-        if !(self.issuer.starts_with("https://") || self.issuer.starts_with("http://")) {
-            out.push(ConfigProblem::new("issuer", "must be an https:// URL"));
-        }
-        if let Some(path) = &self.client_secret_file {
-            if let Err(e) = read_secret_file("client-secret-file", path) {
-                out.push(e);
-            }
-        }
-        out
-    }
-}
-
-fn default_scopes() -> Vec<String> {
-    ["openid", "email", "profile"].map(String::from).to_vec()
-}
-fn default_username_claim() -> String {
-    "preferred_username".into()
-}
+// The OIDC types live with their plugin, which validates them too.
+pub use postern_oidc::OidcConfig;

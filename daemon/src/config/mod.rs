@@ -128,6 +128,10 @@ pub struct StoreConfig {
     pub pool_size: u32,
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Accounts, sessions and API keys kept in memory, per kind (at most twice this many of
+    /// each); 0 reads the store on every request.
+    #[serde(default = "default_record_cache")]
+    pub cache_size: usize,
 }
 
 impl Default for StoreConfig {
@@ -137,8 +141,13 @@ impl Default for StoreConfig {
             url_file: None,
             pool_size: default_pool(),
             timeout: default_timeout(),
+            cache_size: default_record_cache(),
         }
     }
+}
+
+fn default_record_cache() -> usize {
+    postern_internal::store::cache::DEFAULT_CAPACITY
 }
 
 fn default_pool() -> u32 {
@@ -312,9 +321,27 @@ pub struct AuthenticationConfig {
     /// operator's own webmail or proxies that log in for many users.
     #[serde(default)]
     pub trusted_networks: Vec<String>,
+    /// Verification cache (Dovecot's `auth_cache_size`): entries kept; 0 (the default) is off.
+    #[serde(default)]
+    pub cache_size: usize,
+    /// How long a verified password is believed (`auth_cache_ttl`).
+    #[serde(default = "default_cache_ttl", with = "humantime_serde")]
+    pub cache_ttl: Duration,
+    /// How long a wrong password is remembered as wrong (`auth_cache_negative_ttl`); short.
+    #[serde(default = "default_cache_negative_ttl", with = "humantime_serde")]
+    pub cache_negative_ttl: Duration,
 }
 
 impl AuthenticationConfig {
+    /// The hasher's verification cache settings.
+    pub fn verify_cache(&self) -> postern_directory::secret::VerifyCacheSettings {
+        postern_directory::secret::VerifyCacheSettings {
+            size: self.cache_size,
+            ttl: self.cache_ttl,
+            negative_ttl: self.cache_negative_ttl,
+        }
+    }
+
     /// `max-failures-per-account-total`, or its default.
     pub fn account_total(&self) -> u32 {
         self.max_failures_per_account_total
@@ -331,6 +358,9 @@ impl Default for AuthenticationConfig {
             max_failures_per_account_total: None,
             failure_window: default_window(),
             trusted_networks: Vec::new(),
+            cache_size: 0,
+            cache_ttl: default_cache_ttl(),
+            cache_negative_ttl: default_cache_negative_ttl(),
         }
     }
 }
@@ -346,6 +376,12 @@ fn default_ip_failures() -> u32 {
 }
 fn default_window() -> Duration {
     Duration::from_secs(300)
+}
+fn default_cache_ttl() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_cache_negative_ttl() -> Duration {
+    Duration::from_secs(60)
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

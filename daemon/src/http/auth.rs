@@ -15,6 +15,7 @@ use super::extract::{
     is_json, parse_json, Authenticated, Carrier, ClientIp, Credentials, LimitedBody,
 };
 use super::{nginx, ApiError, AppState};
+use crate::auth::bearer::BearerAttempt;
 use crate::auth::{Frontend, LoginError, Mechanism, PasswordAttempt, SessionView};
 use crate::authz::Service;
 
@@ -78,6 +79,21 @@ pub async fn login(
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
+    if let Some(token) = provider_bearer(&headers) {
+        let principal = state
+            .engine
+            .login_provider_token(BearerAttempt {
+                frontend: Frontend::Http,
+                mechanism: Mechanism::Oidc,
+                token: &token,
+                claimed_user: None,
+                service: Service::HTTP,
+                remote_ip: ip,
+            })
+            .await
+            .map_err(login_error)?;
+        return session_response(&state, &principal).await;
+    }
     let (username, password, mechanism) = match basic(&headers) {
         Some(creds) => {
             let (u, p) = creds?;
@@ -108,27 +124,42 @@ pub async fn login(
         remote_ip: ip,
     };
     match state.engine.login(attempt).await {
-        Ok(principal) => {
-            let view = state.engine.issue_session(&principal).await.map_err(|e| {
-                tracing::warn!(error = %e, "cannot store session");
-                ApiError::unavailable()
-            })?;
-            let cookie = view.token.as_deref().and_then(|token| {
-                let max_age = seconds_left(&state, &view);
-                state.settings().cookie.session(token, max_age)
-            });
-            let mut response = (StatusCode::OK, Json(view)).into_response();
-            if let Some(cookie) = cookie {
-                response.headers_mut().append(header::SET_COOKIE, cookie);
-            }
-            Ok(response)
-        }
+        Ok(principal) => session_response(&state, &principal).await,
         Err(e) => Err(login_error(e)),
     }
 }
 
+/// `Authorization: Bearer` on `POST /auth/login`: an external provider's access token to
+/// exchange for a Postern session.
+fn provider_bearer(headers: &HeaderMap) -> Option<Zeroizing<String>> {
+    let text = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = text.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| Zeroizing::new(token.trim().to_string()))
+}
+
+/// A new session for a principal that just logged in: the view, and the session cookie.
+async fn session_response(
+    state: &AppState,
+    principal: &crate::auth::Principal,
+) -> Result<Response, ApiError> {
+    let view = state.engine.issue_session(principal).await.map_err(|e| {
+        tracing::warn!(error = %e, "cannot store session");
+        ApiError::unavailable()
+    })?;
+    let cookie = view.token.as_deref().and_then(|token| {
+        let max_age = seconds_left(state, &view);
+        state.settings().cookie.session(token, max_age)
+    });
+    let mut response = (StatusCode::OK, Json(view)).into_response();
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
 /// The session's remaining lifetime, for the cookie's `Max-Age`.
-fn seconds_left(state: &AppState, view: &SessionView) -> Option<u64> {
+pub(super) fn seconds_left(state: &AppState, view: &SessionView) -> Option<u64> {
     let expires = crate::auth::clock::parse_rfc3339(view.expires_at.as_deref()?).ok()?;
     u64::try_from(expires - state.engine.clock().unix()).ok()
 }

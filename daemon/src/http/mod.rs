@@ -5,6 +5,8 @@
 //! reloadable settings), the extractors of [`extract`], and two error families, [`ApiError`]
 //! (SPEC §6 JSON) and [`OAuthError`] (RFC 6749).
 
+pub mod api;
+mod app_passwords;
 pub mod auth;
 pub mod cookie;
 mod error;
@@ -13,9 +15,11 @@ pub mod forwarded;
 pub mod nginx;
 pub mod oauth;
 mod oauth_error;
+pub mod oidc;
 mod ops;
 mod serve;
 mod state;
+pub mod verify;
 
 use std::net::SocketAddr;
 
@@ -40,8 +44,12 @@ pub struct ClientAddr(pub Option<SocketAddr>);
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth::routes())
+        .merge(api::routes(&state))
         .merge(oauth::routes())
         .merge(ops::routes())
+        .merge(verify::routes())
+        .merge(oidc::routes())
+        .merge(app_passwords::routes())
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

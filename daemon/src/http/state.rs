@@ -19,6 +19,8 @@ pub struct HttpSettings {
     /// `[server] trusted-proxies`, for [`super::extract::ClientIp`].
     pub trusted_proxies: TrustedProxies,
     pub cookie: CookieSettings,
+    /// The OIDC directories of the chain, by name, for their login flow (`/auth/oidc/…`).
+    pub oidc: super::oidc::OidcDirectories,
 }
 
 impl HttpSettings {
@@ -29,6 +31,7 @@ impl HttpSettings {
             nginx: NginxSettings::from_config(&c.auth_http),
             trusted_proxies: TrustedProxies::parse(&c.server.trusted_proxies)?,
             cookie: CookieSettings::from_public_url(&c.server.public_url),
+            oidc: super::oidc::directories(c),
         })
     }
 }

@@ -33,7 +33,7 @@ impl std::fmt::Debug for Password {
 /// An individual or a group as written. `secret` is a hash in any scheme Postern verifies;
 /// `password` is hashed on the way in (argon2id). `directoryGroups` is not here: only Postern
 /// writes it, at each directory login.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccountInput {
     pub name: String,
@@ -46,6 +46,7 @@ pub struct AccountInput {
     #[serde(default)]
     pub secret: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>, write_only)]
     pub password: Option<Password>,
     #[serde(default)]
     pub member_of: Vec<String>,
@@ -60,7 +61,7 @@ pub struct AccountInput {
 
 /// An OAuth client as written; `secret` is a hash (or `{PLAIN}` for tests), stored apart from
 /// the client's body.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OAuthClientInput {
     pub client_id: String,

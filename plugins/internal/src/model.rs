@@ -6,6 +6,7 @@
 //! [`StoredSecret`]) and what is shown ([`crate::view`], never a secret).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use utoipa::ToSchema;
 
 /// `roles` of an account, group or tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,34 @@ impl RoleSet {
         }
     }
 }
+
+/// The schema of [`RoleSet`] (its serde form is hand-written): a keyword or a list of ids.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // only its schema is used
+#[serde(untagged)]
+enum RoleSetSchema {
+    Keyword(#[schema(inline)] RoleKeyword),
+    /// Role ids.
+    List(Vec<String>),
+}
+
+/// `user`, `admin`, or `default` (groups and tenants).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "lowercase")]
+enum RoleKeyword {
+    User,
+    Admin,
+    Default,
+}
+
+impl utoipa::PartialSchema for RoleSet {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <RoleSetSchema as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl ToSchema for RoleSet {}
 
 impl Serialize for RoleSet {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -67,7 +96,7 @@ impl<'de> Deserialize<'de> for RoleSet {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     #[default]
@@ -77,7 +106,7 @@ pub enum Mode {
 }
 
 /// `permissions` of an account, group or tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Permissions {
     #[serde(default)]
@@ -88,7 +117,7 @@ pub struct Permissions {
     pub disabled: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Role {
     pub id: String,
@@ -104,7 +133,7 @@ pub struct Role {
     pub member_tenant_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Tenant {
     pub id: String,
@@ -120,7 +149,7 @@ fn default_roles() -> RoleSet {
     RoleSet::Default
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AccountType {
     #[default]
@@ -131,7 +160,7 @@ pub enum AccountType {
 /// An individual or a group, as its stored body holds it. The password hash is kept apart from
 /// the body ([`crate::StoredAccount::secret`]); the password itself only ever appears in
 /// [`crate::input::AccountInput`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Account {
     pub name: String,
@@ -168,7 +197,7 @@ impl Account {
 }
 
 /// The Authentication singleton's default role sets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuthDefaults {
     #[serde(default = "default_user")]
@@ -202,7 +231,7 @@ impl Default for AuthDefaults {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ScopeMode {
     #[default]
@@ -212,7 +241,7 @@ pub enum ScopeMode {
 }
 
 /// Scope of an API key or app password (SPEC §4 rule 6).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CredentialScope {
     #[serde(default)]
@@ -222,7 +251,7 @@ pub struct CredentialScope {
 }
 
 /// An API key or an app password: same shape, different use.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Credential {
     pub id: String,
@@ -256,7 +285,7 @@ impl CredentialType {
 
 /// An OAuth client as stored. Its secret hash is a column of its own
 /// ([`crate::store::StoredOAuthClient::secret`]), so serializing a client cannot leak it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OAuthClient {
     pub client_id: String,
@@ -284,7 +313,7 @@ pub struct OAuthClient {
     pub first_party: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClientType {
     Confidential,

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::model::{AccountType, Permissions, RoleSet};
 use crate::store::{StoredAccount, StoredOAuthClient};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountView {
     pub id: String,
@@ -47,7 +47,7 @@ impl From<&StoredAccount> for AccountView {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OAuthClientView {
     pub client_id: String,

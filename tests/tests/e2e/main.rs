@@ -2,15 +2,24 @@
 //! Each test starts its own daemon and servers; nothing is shared between tests.
 
 mod activation;
+mod api;
+mod cache;
+mod api_cli;
+mod api_schemathesis;
 mod cli;
 mod config;
 mod foundation;
+mod guides_alerts;
+mod guides_cli;
+mod guides_mail;
+mod guides_web;
 mod hardening;
 mod ldap;
 mod mail;
 mod oauth;
 mod oauth_clients;
 mod oauth_mail;
+mod oidc;
 mod ops;
 mod reload;
 mod sql;

@@ -223,11 +223,11 @@ fn postgres_outage_is_temporary_and_the_daemon_recovers() {
     assert_eq!(login(&d.url("/auth/login"), "alice", WRONG_PW).status, 401);
 }
 
-/// The unit with `/usr/bin/postern` replaced by the built binary (verify checks that
+/// The unit with `/usr/sbin/postern` replaced by the built binary (verify checks that
 /// ExecStart= names an executable).
 fn unit_copy(dir: &Path) -> std::path::PathBuf {
     let unit = std::fs::read_to_string(root().join("systemd/postern.service")).expect("unit");
-    let unit = unit.replace("/usr/bin/postern", postern_bin().to_str().expect("utf-8"));
+    let unit = unit.replace("/usr/sbin/postern", postern_bin().to_str().expect("utf-8"));
     let path = dir.join("postern.service");
     std::fs::write(&path, unit).expect("write unit");
     path

@@ -8,9 +8,12 @@ use postern_e2e::{get, postern, text, within, Daemon, Reply};
 
 const ADMIN_PW: &str = "admin-secret-1";
 
-/// Client addresses come from X-Forwarded-For, believed from the test's loopback.
+/// Client addresses come from X-Forwarded-For, believed from the test's loopback. The HTTP
+/// port is fixed in the config, so `postern status` finds the running daemon through it.
 fn start() -> Daemon {
-    let config = r#"
+    let port = postern_e2e::free_port();
+    let config = format!(
+        r#"
 [server]
 state-dir = "state"
 trusted-proxies = ["127.0.0.1/32"]
@@ -20,12 +23,13 @@ url = "sqlite://state/postern.db"
 
 [[listener]]
 protocol = "http"
-bind = "127.0.0.1:0"
+bind = "127.0.0.1:{port}"
 
 [authentication]
 max-failures-per-account = 3
-"#;
-    Daemon::start(config, &[("POSTERN_ADMIN_PASSWORD", ADMIN_PW)])
+"#
+    );
+    Daemon::start(&config, &[("POSTERN_ADMIN_PASSWORD", ADMIN_PW)])
 }
 
 fn login_from(d: &Daemon, ip: &str, user: &str, password: &str) -> Reply {

@@ -28,6 +28,7 @@ mod sha512crypt;
 mod tests;
 #[cfg(test)]
 mod vectors;
+mod verify_cache;
 
 use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::Argon2;
@@ -35,6 +36,7 @@ use argon2::Argon2;
 pub use admission::{QueueLimits, Refusal, Refusals};
 use codec::DigestAlgo;
 pub use pool::{Hasher, Observer, Verdict};
+pub use verify_cache::{VerifyCacheSettings, VerifyCacheStats};
 
 /// Why a stored secret could not be checked. None of these means "wrong password": a wrong
 /// password is `Ok(false)`. Callers treat every error as an unverifiable secret

@@ -13,6 +13,7 @@ use super::admission::{Admission, Bound, QueueLimits, Refusals};
 use super::decoy::Decoy;
 use super::multibuffer;
 use super::queue::{work_loop, Closer, CryptJob, Job, Queue, Task};
+use super::verify_cache::{VerifyCache, VerifyCacheSettings, VerifyCacheStats};
 use super::{dummy_hash, hash_password, identify, verify, Scheme, SecretError};
 
 /// What [`Hasher::check`] found.
@@ -58,6 +59,8 @@ pub struct Hasher {
     /// What [`Hasher::burn`] verifies against: the most expensive stored hash this directory
     /// checked recently, so that "no such user" costs what its dearest real hashes cost.
     pub(super) decoy: Arc<Mutex<Option<Decoy>>>,
+    /// Logins' verifications recently computed (`verify_cache.rs`); shared by every clone.
+    verify_cache: Option<Arc<VerifyCache>>,
 }
 
 impl Hasher {
@@ -87,6 +90,29 @@ impl Hasher {
             admission: Arc::new(Admission::new(bounds)),
             batched,
             decoy: Arc::default(),
+            verify_cache: None,
+        }
+    }
+
+    /// The same threads with a verification cache (none when `settings.size` is 0). Set
+    /// before [`Hasher::scoped`] clones are made, so that every directory shares it.
+    pub fn with_verify_cache(mut self, settings: VerifyCacheSettings) -> Self {
+        self.verify_cache = VerifyCache::new(settings).map(Arc::new);
+        self
+    }
+
+    /// Hits and misses of the verification cache (zero when it is off).
+    pub fn verify_cache_stats(&self) -> VerifyCacheStats {
+        self.verify_cache
+            .as_ref()
+            .map(|c| c.stats())
+            .unwrap_or_default()
+    }
+
+    /// Forgets every cached verification (the store changed: see `verify_cache.rs`).
+    pub fn flush_verify_cache(&self) {
+        if let Some(c) = &self.verify_cache {
+            c.flush();
         }
     }
 
@@ -141,6 +167,16 @@ impl Hasher {
         password: Zeroizing<Vec<u8>>,
     ) -> Result<(bool, Scheme), SecretError> {
         let scheme = identify(&stored)?;
+        // Only a login's verification is cached (an operator's is rare and must be real).
+        let cache = match (&bound, &self.verify_cache) {
+            (Bound::Client(_), Some(c)) => Some((c, c.key(&stored, &password))),
+            _ => None,
+        };
+        if let Some((c, key)) = &cache {
+            if let Some(matched) = c.get(key) {
+                return Ok((matched, scheme));
+            }
+        }
         let batched = scheme == Scheme::Sha512Crypt && multibuffer::available();
         let result = if self.workers > 0 && batched {
             self.run_crypt(bound, stored, password).await
@@ -153,6 +189,9 @@ impl Hasher {
             matches!(result, Err(SecretError::Refused(_))),
         ) {
             observer(scheme.label());
+        }
+        if let (Some((c, key)), Ok(matched)) = (cache, &result) {
+            c.put(key, *matched);
         }
         result.map(|ok| (ok, scheme))
     }

@@ -437,3 +437,46 @@ async fn credentials_keep_their_owner() {
         .unwrap_err();
     assert!(err.to_string().contains("cannot change owner"), "{err}");
 }
+
+#[tokio::test]
+async fn a_name_is_never_another_accounts_email() {
+    let store = store("identities", 1).await;
+    let hasher = Hasher::new(1);
+    let file = |v: serde_json::Value| provision(serde_json::json!({ "account": v }));
+    apply(
+        &store,
+        &file(serde_json::json!([{"name": "alice", "emails": ["alice@example.org"]}])),
+        &hasher,
+    )
+    .await
+    .unwrap();
+    // Named like alice's address: alice could no longer log in by email.
+    let err = apply(
+        &store,
+        &file(serde_json::json!([{"name": "Alice@example.org"}])),
+        &hasher,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("is an email of account \"alice\""), "{err}");
+    // Listing alice's name as an address.
+    let err = apply(
+        &store,
+        &file(serde_json::json!([{"name": "bob", "emails": ["ALICE"]}])),
+        &hasher,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("is the name of account \"alice\""), "{err}");
+    assert!(store.account("bob").await.unwrap().is_none());
+    // An account's own name among its emails is fine.
+    apply(
+        &store,
+        &file(serde_json::json!([{"name": "carol@example.org", "emails": ["carol@example.org"]}])),
+        &hasher,
+    )
+    .await
+    .unwrap();
+}

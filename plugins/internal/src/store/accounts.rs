@@ -64,7 +64,20 @@ async fn read(
 impl Store {
     /// Finds an account by name, or by one of its email addresses: one statement, the read a
     /// login makes.
+    /// Served from memory when it was read recently and nothing was written since.
     pub async fn account(&self, name: &str) -> Result<Option<StoredAccount>, StoreError> {
+        if let Some(found) = self.cache.get::<super::cache::Accounts>(name) {
+            return Ok(Some(found));
+        }
+        let epoch = self.cache.epoch();
+        let found = self.read_account(name).await.map_err(|e| self.failed(e))?;
+        if let Some(a) = &found {
+            self.cache.put::<super::cache::Accounts>(epoch, name, a);
+        }
+        Ok(found)
+    }
+
+    async fn read_account(&self, name: &str) -> Result<Option<StoredAccount>, StoreError> {
         sqlx::query(&format!(
             "SELECT {COLUMNS}, 0 AS rank FROM accounts a WHERE a.name = $1
              UNION ALL
@@ -183,8 +196,11 @@ impl Store {
             if old.is_some() {
                 stored.version += 1;
             }
+            Store::notify(self.backend, &mut tx, "*").await?;
         }
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
+        let committed = tx.commit().await.map_err(StoreError::from_sqlx);
+        self.cache.flush();
+        committed?;
         Ok(stored)
     }
 }
@@ -364,6 +380,7 @@ impl Tx {
             self.refs.tenant(&what, t);
         }
         self.refs.groups(&what, &input.member_of);
+        self.refs.identity(&what, &input.name, &input.emails);
         if old
             .as_ref()
             .is_some_and(|o| o.account.kind == AccountType::Group)

@@ -33,6 +33,31 @@ impl Store {
         kind: CredentialType,
         secret_hash: &str,
     ) -> Result<Option<Credential>, StoreError> {
+        // API keys are asked for on every request that carries one; app passwords only by a
+        // login, which is not cached.
+        let cached = kind == CredentialType::ApiKey;
+        if cached {
+            if let Some(c) = self.cache.get::<super::cache::ApiKeys>(secret_hash) {
+                return Ok(Some(c));
+            }
+        }
+        let epoch = self.cache.epoch();
+        let found = self
+            .read_credential_by_hash(kind, secret_hash)
+            .await
+            .map_err(|e| self.failed(e))?;
+        if let (true, Some(c)) = (cached, &found) {
+            self.cache
+                .put::<super::cache::ApiKeys>(epoch, secret_hash, c);
+        }
+        Ok(found)
+    }
+
+    async fn read_credential_by_hash(
+        &self,
+        kind: CredentialType,
+        secret_hash: &str,
+    ) -> Result<Option<Credential>, StoreError> {
         let body: Option<String> =
             sqlx::query_scalar("SELECT body FROM credentials WHERE kind = $1 AND secret_hash = $2")
                 .bind(kind.as_str())

@@ -15,6 +15,7 @@ mod accounts;
 pub use accounts::AccountFilter;
 pub mod account_sessions;
 mod bodies;
+pub mod cache;
 mod credentials;
 mod defaults;
 mod failures;
@@ -209,6 +210,10 @@ pub struct Store {
     /// Statements run through [`Store`]'s own methods (not transactions): what a login costs
     /// the database, for tests and benchmarks.
     queries: Arc<AtomicU64>,
+    /// Accounts, sessions and API keys in memory (`cache.rs`).
+    cache: Arc<cache::Cache>,
+    /// PostgreSQL's URL, for the connection that listens for other daemons' writes.
+    listen_url: Option<Arc<str>>,
 }
 
 impl Store {
@@ -265,7 +270,70 @@ impl Store {
             rules: Arc::new(Rules::default()),
             revoke_on_password_change: true,
             queries: Arc::new(AtomicU64::new(0)),
+            // SQLite: every writer that matters is this process (others are caught by the
+            // generation poll). PostgreSQL: off until `follow_changes` listens.
+            cache: Arc::new(cache::Cache::new(
+                cache::DEFAULT_CAPACITY,
+                backend == Backend::Sqlite,
+            )),
+            listen_url: (backend == Backend::Postgres).then(|| Arc::from(url.as_str())),
         })
+    }
+
+    /// The same store with a record cache of `capacity` entries per kind and generation
+    /// (0: none, every request reads the store).
+    pub fn with_record_cache(mut self, capacity: usize) -> Store {
+        self.cache = Arc::new(cache::Cache::new(capacity, self.backend == Backend::Sqlite));
+        self
+    }
+
+    /// Forgets every record held in memory (the generation moved: something was written by a
+    /// process that could not tell this one).
+    pub fn flush_cache(&self) {
+        self.cache.flush();
+    }
+
+    /// Hits and misses of the record cache since start.
+    pub fn cache_stats(&self) -> cache::CacheStats {
+        self.cache.stats()
+    }
+
+    /// A store error: what is in memory may be stale by the time the store is back, and an
+    /// outage must be answered as one, not from memory.
+    pub(crate) fn failed(&self, e: StoreError) -> StoreError {
+        self.cache.flush();
+        e
+    }
+
+    /// Tells the other daemons sharing a PostgreSQL store to drop what they hold (`what`:
+    /// `*` for everything, `s:HASH` for one session). Part of the writer's transaction when
+    /// `conn` is one, so it is delivered at commit. Nothing to do on SQLite.
+    pub(crate) async fn notify(
+        backend: Backend,
+        conn: &mut sqlx::AnyConnection,
+        what: &str,
+    ) -> Result<(), StoreError> {
+        if backend != Backend::Postgres {
+            return Ok(());
+        }
+        sqlx::query("SELECT pg_notify('postern_cache', $1)")
+            .bind(what)
+            .execute(conn)
+            .await
+            .map(|_| ())
+            .map_err(StoreError::from_sqlx)
+    }
+
+    /// Keeps the record cache right across daemons: on PostgreSQL, listens for the writes of
+    /// every daemon and CLI sharing the store and drops what they changed, with the cache on
+    /// only while the listening connection is up. Runs until the process ends; nothing to do
+    /// on SQLite. `serve` calls it once.
+    pub fn follow_changes(&self) {
+        let Some(url) = self.listen_url.clone() else {
+            return;
+        };
+        let cache = self.cache.clone();
+        tokio::spawn(cache::listen(url, cache));
     }
 
     /// The same store with the engine's checks (permission names, credential syntax).
@@ -300,6 +368,8 @@ impl Store {
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(Tx {
             tx: self.pool.begin().await.map_err(StoreError::from_sqlx)?,
+            backend: self.backend,
+            cache: self.cache.clone(),
             rules: self.rules.clone(),
             revoke_on_password_change: self.revoke_on_password_change,
             problems: Vec::new(),
@@ -325,7 +395,7 @@ impl Store {
             .execute(self.db())
             .await
             .map(|_| ())
-            .map_err(StoreError::from_sqlx)
+            .map_err(|e| self.failed(StoreError::from_sqlx(e)))
     }
 
     /// Number of accounts (individuals and groups); zero on a fresh store.
@@ -377,6 +447,9 @@ impl Store {
 /// One write transaction: see the module docs.
 pub struct Tx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    /// Flushed when the transaction commits a change.
+    cache: Arc<cache::Cache>,
     rules: Arc<Rules>,
     revoke_on_password_change: bool,
     /// Every problem met so far; a transaction with any is rolled back at commit.
@@ -438,8 +511,14 @@ impl Tx {
                 .execute(&mut *self.tx)
                 .await
                 .map_err(StoreError::from_sqlx)?;
+            Store::notify(self.backend, &mut self.tx, "*").await?;
         }
-        self.tx.commit().await.map_err(StoreError::from_sqlx)?;
+        let committed = self.tx.commit().await.map_err(StoreError::from_sqlx);
+        // Flushed even when the commit failed: its outcome may be unknown.
+        if self.changed {
+            self.cache.flush();
+        }
+        committed?;
         Ok(self.changed)
     }
 }

@@ -27,6 +27,9 @@ pub(crate) struct References {
     owners: Vec<(String, String)>,
     /// `(what, email, account it was taken from)`.
     emails: Vec<(String, String, String)>,
+    /// `(what, account name, its emails)`: a login name must find one account, so no name
+    /// may be another account's email and no email another account's name.
+    identities: Vec<(String, String, Vec<String>)>,
     deleted: Vec<Deleted>,
 }
 
@@ -54,6 +57,11 @@ impl References {
     pub(crate) fn email(&mut self, what: &str, email: &str, from: &str) {
         self.emails
             .push((what.to_string(), email.to_string(), from.to_string()));
+    }
+
+    pub(crate) fn identity(&mut self, what: &str, name: &str, emails: &[String]) {
+        self.identities
+            .push((what.to_string(), name.to_string(), emails.to_vec()));
     }
 
     pub(crate) fn deleted(&mut self, d: Deleted) {
@@ -125,11 +133,56 @@ impl References {
                 }
             }
         }
+        for (what, name, emails) in &self.identities {
+            problems.extend(identity_clashes(conn, what, name, emails).await?);
+        }
         for d in &self.deleted {
             problems.extend(referrers(conn, d).await?);
         }
         Ok(problems)
     }
+}
+
+/// An account named like another's email, or listing another's name as an email: logging in
+/// with that text would find the one by name and never the other by email.
+async fn identity_clashes(
+    conn: &mut sqlx::AnyConnection,
+    what: &str,
+    name: &str,
+    emails: &[String],
+) -> Result<Vec<String>, StoreError> {
+    let mut problems = Vec::new();
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT account FROM account_emails WHERE email = $1 AND account <> $2")
+            .bind(name.to_lowercase())
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+    if let Some(owner) = owner {
+        problems.push(format!(
+            "{what}: name: {name:?} is an email of account {owner:?}"
+        ));
+    }
+    for email in emails {
+        let lower = email.to_lowercase();
+        if lower == name.to_lowercase() {
+            continue;
+        }
+        let other: Option<String> =
+            sqlx::query_scalar("SELECT name FROM accounts WHERE LOWER(name) = $1 AND name <> $2")
+                .bind(&lower)
+                .bind(name)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+        if let Some(other) = other {
+            problems.push(format!(
+                "{what}: emails: {email:?} is the name of account {other:?}"
+            ));
+        }
+    }
+    Ok(problems)
 }
 
 async fn keys(conn: &mut sqlx::AnyConnection, sql: &str) -> Result<HashSet<String>, StoreError> {

@@ -42,6 +42,27 @@ impl Store {
         token_hash: &str,
         now: i64,
     ) -> Result<Option<SessionRecord>, StoreError> {
+        if let Some(r) = self.cache.get::<super::cache::Sessions>(token_hash) {
+            // Expiry is checked here as the statement would; revocation flushed it.
+            return Ok((r.expires_at > now).then_some(r));
+        }
+        let epoch = self.cache.epoch();
+        let found = self
+            .read_session(token_hash, now)
+            .await
+            .map_err(|e| self.failed(e))?;
+        if let Some(r) = &found {
+            self.cache
+                .put::<super::cache::Sessions>(epoch, token_hash, r);
+        }
+        Ok(found)
+    }
+
+    async fn read_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<SessionRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT account, created_at, expires_at, body FROM sessions
              WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2",
@@ -65,6 +86,13 @@ impl Store {
         .execute(self.db())
         .await
         .map_err(StoreError::from_sqlx)?;
+        // Gone from memory here before the answer, and from the other daemons' as soon as
+        // PostgreSQL delivers the notification.
+        self.cache.forget_session(token_hash);
+        if done.rows_affected() > 0 && self.backend == super::Backend::Postgres {
+            let mut conn = self.db().acquire().await.map_err(StoreError::from_sqlx)?;
+            Store::notify(self.backend, &mut conn, &format!("s:{token_hash}")).await?;
+        }
         Ok(done.rows_affected() > 0)
     }
 

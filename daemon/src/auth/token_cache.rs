@@ -1,0 +1,216 @@
+//! Signed tokens verified once: a JWT whose signature and claims were checked (Postern's own
+//! access tokens, an OIDC provider's ID or access tokens) is kept by the SHA-256 of its text
+//! until it expires or is revoked, so a client that presents the same token on every login (a
+//! busy IMAP client with XOAUTH2) costs a hash-map lookup instead of a signature check.
+//!
+//! For the token verifiers to call: [`TokenCache::get`] before verifying, [`TokenCache::insert`]
+//! after a token verified (with its `exp`), [`TokenCache::invalidate`] when one token is
+//! revoked, [`TokenCache::invalidate_where`] when everything of an account or a client is
+//! (a password change, a disabled account, a revoked grant), and [`TokenCache::clear`] when the
+//! keys change (a provider's JWKS rotated, a reload). Only verified tokens belong here: a
+//! refused one is refused again at full cost, so the cache cannot be filled by garbage.
+//!
+//! The token itself is never kept, only its digest and what the verifier stores with it.
+//! Time is the engine's clock, passed in as unix seconds. Bounded: at most twice `capacity`
+//! entries (two generations; a full current one becomes the previous one, whose entries move
+//! back when used).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+/// The SHA-256 of a token's text: how the cache knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    pub fn of(token: &str) -> TokenDigest {
+        TokenDigest(Sha256::digest(token.as_bytes()).into())
+    }
+}
+
+struct Entry<V> {
+    value: V,
+    /// Unix seconds: the token's `exp` (or sooner, if the verifier wants it rechecked).
+    expires_at: i64,
+}
+
+struct Generations<V> {
+    current: HashMap<TokenDigest, Entry<V>>,
+    previous: HashMap<TokenDigest, Entry<V>>,
+}
+
+/// Hits and misses since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenCacheStats {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+pub struct TokenCache<V> {
+    maps: Mutex<Generations<V>>,
+    capacity: usize,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl<V: Clone> TokenCache<V> {
+    /// At most twice `capacity` tokens; 0 keeps none (every token verified every time).
+    pub fn new(capacity: usize) -> TokenCache<V> {
+        TokenCache {
+            maps: Mutex::new(Generations {
+                current: HashMap::new(),
+                previous: HashMap::new(),
+            }),
+            capacity,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Generations<V>> {
+        self.maps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What was stored with a verified token that has not expired at `now` (unix seconds).
+    pub fn get(&self, digest: &TokenDigest, now: i64) -> Option<V> {
+        let mut maps = self.lock();
+        let found = match maps.current.get(digest) {
+            Some(e) if e.expires_at > now => Some(e.value.clone()),
+            Some(_) => {
+                maps.current.remove(digest);
+                None
+            }
+            None => match maps.previous.remove(digest) {
+                Some(e) if e.expires_at > now => {
+                    let value = e.value.clone();
+                    self.put(&mut maps, *digest, e);
+                    Some(value)
+                }
+                _ => None,
+            },
+        };
+        drop(maps);
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Keeps a token that just verified, until `expires_at` (unix seconds, its `exp`).
+    pub fn insert(&self, digest: TokenDigest, value: V, expires_at: i64) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut maps = self.lock();
+        self.put(&mut maps, digest, Entry { value, expires_at });
+    }
+
+    fn put(&self, maps: &mut Generations<V>, digest: TokenDigest, e: Entry<V>) {
+        if maps.current.len() >= self.capacity && !maps.current.contains_key(&digest) {
+            maps.previous = std::mem::take(&mut maps.current);
+        }
+        maps.current.insert(digest, e);
+    }
+
+    /// One token revoked.
+    pub fn invalidate(&self, digest: &TokenDigest) {
+        let mut maps = self.lock();
+        maps.current.remove(digest);
+        maps.previous.remove(digest);
+    }
+
+    /// Every token whose stored value matches (all of an account's, of a client's): a scan,
+    /// for revocations, which are rare.
+    pub fn invalidate_where(&self, revoked: impl Fn(&V) -> bool) {
+        let mut maps = self.lock();
+        maps.current.retain(|_, e| !revoked(&e.value));
+        maps.previous.retain(|_, e| !revoked(&e.value));
+    }
+
+    /// Everything (signing keys changed, configuration reloaded).
+    pub fn clear(&self) {
+        let mut maps = self.lock();
+        maps.current = HashMap::new();
+        maps.previous = HashMap::new();
+    }
+
+    pub fn stats(&self) -> TokenCacheStats {
+        TokenCacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Tokens held now.
+    pub fn len(&self) -> usize {
+        let maps = self.lock();
+        maps.current.len() + maps.previous.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verified_token_is_served_until_it_expires() {
+        let c = TokenCache::new(8);
+        let d = TokenDigest::of("eyJ.a.b");
+        assert_eq!(c.get(&d, 100), None);
+        c.insert(d, "alice".to_string(), 160);
+        assert_eq!(c.get(&d, 159).as_deref(), Some("alice"));
+        assert_eq!(c.get(&d, 160), None, "expired at exp");
+        assert_eq!(c.stats(), TokenCacheStats { hits: 1, misses: 2 });
+        assert!(c.is_empty(), "an expired entry is dropped when met");
+    }
+
+    #[test]
+    fn revocations_by_token_by_owner_and_all() {
+        let c = TokenCache::new(8);
+        let (a1, a2, b) = (
+            TokenDigest::of("a1"),
+            TokenDigest::of("a2"),
+            TokenDigest::of("b"),
+        );
+        c.insert(a1, "alice", 1000);
+        c.insert(a2, "alice", 1000);
+        c.insert(b, "bob", 1000);
+        c.invalidate(&a1);
+        assert_eq!(c.get(&a1, 0), None);
+        assert_eq!(c.get(&a2, 0), Some("alice"));
+        c.invalidate_where(|owner| *owner == "alice");
+        assert_eq!(c.get(&a2, 0), None);
+        assert_eq!(c.get(&b, 0), Some("bob"));
+        c.clear();
+        assert_eq!(c.get(&b, 0), None);
+    }
+
+    #[test]
+    fn bounded_and_what_is_used_stays() {
+        let c = TokenCache::new(4);
+        let keep = TokenDigest::of("keep");
+        c.insert(keep, 0u32, 1000);
+        for i in 0..100u32 {
+            c.insert(TokenDigest::of(&i.to_string()), i, 1000);
+            assert_eq!(c.get(&keep, 0), Some(0));
+            assert!(c.len() <= 8);
+        }
+        assert_eq!(c.get(&TokenDigest::of("0"), 0), None);
+        let none = TokenCache::new(0);
+        none.insert(keep, 1, 1000);
+        assert_eq!(none.get(&keep, 0), None, "capacity 0 keeps nothing");
+        assert_ne!(TokenDigest::of("x"), TokenDigest::of("y"));
+    }
+}
