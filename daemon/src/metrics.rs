@@ -15,6 +15,8 @@ pub struct Metrics {
     pub directory_duration: HistogramVec,
     pub sessions_issued: IntCounterVec,
     pub sessions_active: IntGauge,
+    /// Tokens the OAuth server issued, by grant type (`postern_oauth_tokens_issued_total`).
+    pub oauth_tokens: IntCounterVec,
     pub hash_verifications: IntCounterVec,
     pub connections_active: IntGaugeVec,
     pub hash_queue: IntGauge,
@@ -186,6 +188,12 @@ impl Metrics {
                 &r,
                 "postern_sessions_active",
                 "Sessions neither expired nor revoked in the store.",
+            )?,
+            oauth_tokens: counter(
+                &r,
+                "postern_oauth_tokens_issued_total",
+                "Access tokens the OAuth server issued, by grant type.",
+                &["grant_type"],
             )?,
             hash_verifications: counter(
                 &r,

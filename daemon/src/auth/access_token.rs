@@ -31,6 +31,9 @@ pub enum ClientAuthError {
     Failed,
     #[error("temporarily unavailable")]
     Unavailable,
+    /// Too many failed attempts for this client or from this address.
+    #[error("too many failed attempts")]
+    Throttled(std::time::Duration),
 }
 
 /// A verified access token and who it stands for now.
@@ -42,6 +45,14 @@ pub struct TokenPrincipal {
 impl Engine {
     pub fn oauth(&self) -> &Authority {
         &self.oauth
+    }
+
+    /// Counts an access token issued (`grant_type` is one of the three this server knows).
+    pub fn count_oauth_token(&self, grant_type: &'static str) {
+        self.metrics
+            .oauth_tokens
+            .with_label_values(&[grant_type])
+            .inc();
     }
 
     /// The store, for the OAuth endpoints' grants, codes and consents.
@@ -75,6 +86,41 @@ impl Engine {
             tracing::info!(client = %client_id.escape_debug(), reason = why, "client authentication failed");
             ClientAuthError::Failed
         };
+        // Guessing a client's secret is throttled like guessing a password: the same limits
+        // per address and per client, shared by every daemon.
+        let reservation = match secret {
+            Some(_) => Some(
+                self.throttle
+                    .reserve(&format!("oauth-client:{client_id}"), ip)
+                    .map_err(|wait| {
+                        self.count_refusal("oauth", "throttled");
+                        ClientAuthError::Throttled(wait)
+                    })?,
+            ),
+            None => None,
+        };
+        let result = self.check_client(client, secret, ip, &refused).await;
+        if let Some(r) = reservation {
+            match &result {
+                Ok(_) => r.succeeded(&format!("oauth-client:{client_id}")),
+                Err(ClientAuthError::Failed) => r.failed(),
+                Err(_) => r.release(),
+            }
+        }
+        result
+    }
+
+    async fn check_client(
+        &self,
+        client: Option<StoredOAuthClient>,
+        secret: Option<&str>,
+        ip: Option<IpAddr>,
+        refused: &(dyn Fn(&str) -> ClientAuthError + Sync),
+    ) -> Result<StoredOAuthClient, ClientAuthError> {
+        let unavailable = |e: &dyn std::fmt::Display| {
+            tracing::warn!(error = %e, "client authentication could not be checked");
+            ClientAuthError::Unavailable
+        };
         match (client, secret) {
             (None, Some(secret)) => {
                 self.hasher
@@ -99,7 +145,7 @@ impl Engine {
                     Verdict::Match => Ok(c),
                     Verdict::Mismatch => Err(refused("wrong secret")),
                     Verdict::Unverifiable(e) => {
-                        tracing::error!(client = %client_id, error = %e, "client secret hash cannot be verified");
+                        tracing::error!(client = %c.client.client_id, error = %e, "client secret hash cannot be verified");
                         Err(refused("unverifiable secret"))
                     }
                 }

@@ -9,6 +9,7 @@ pub mod clock;
 mod login;
 mod provider_token;
 mod rules;
+pub mod self_service;
 mod session;
 mod session_views;
 #[cfg(test)]

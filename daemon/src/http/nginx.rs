@@ -184,18 +184,36 @@ async fn answer(
             None,
         ));
     }
-    let result = state
-        .engine
-        .login(PasswordAttempt {
-            frontend: Frontend::Nginx,
-            mechanism: Mechanism::Plain,
-            username: &request.user,
-            password: Credential::password(request.password.as_str()),
-            // nginx's protocols are all known services.
-            service: Service::resolve(protocol.as_str(), &[]).unwrap_or(Service::HTTP),
-            remote_ip: Some(client_ip(peer, proxies, request.client_ip)),
-        })
-        .await;
+    // nginx's protocols are all known services.
+    let service = Service::resolve(protocol.as_str(), &[]).unwrap_or(Service::HTTP);
+    let remote_ip = Some(client_ip(peer, proxies, request.client_ip));
+    // nginx cannot pass XOAUTH2: a mail client holding one of our access tokens sends it as
+    // the password, and it is checked as a bearer for that user.
+    let result = if crate::oauth::jwt::looks_like_jwt(request.password.as_str()) {
+        state
+            .engine
+            .login_bearer(crate::auth::bearer::BearerAttempt {
+                frontend: Frontend::Nginx,
+                mechanism: Mechanism::Plain,
+                token: request.password.as_str(),
+                claimed_user: Some(&request.user),
+                service,
+                remote_ip,
+            })
+            .await
+    } else {
+        state
+            .engine
+            .login(PasswordAttempt {
+                frontend: Frontend::Nginx,
+                mechanism: Mechanism::Plain,
+                username: &request.user,
+                password: Credential::password(request.password.as_str()),
+                service,
+                remote_ip,
+            })
+            .await
+    };
     let temporary = |protocol: MailProtocol| Reply::Fail {
         message: "Temporary authentication failure",
         wait: Some(FAILURE_WAIT),

@@ -102,16 +102,61 @@ fn discovery_names_every_endpoint_and_its_issuer_is_every_tokens_iss() {
         assert!(claims.get(c).is_some(), "{c} missing: {claims}");
     }
     assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() <= 600);
+    let metrics = get(&d.url("/metrics"), None).body;
+    assert!(
+        metrics.contains(r#"postern_oauth_tokens_issued_total{grant_type="client_credentials"}"#),
+        "{metrics}"
+    );
 }
 
 #[test]
 fn client_tokens_carry_roles_as_of_now_and_revocation_is_seen_by_every_daemon() {
     let shared = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/shared.db", shared.path().display());
+    two_daemons(&url);
+}
+
+#[test]
+fn two_daemons_on_one_postgresql_store_share_keys_grants_and_revocations() {
+    let pg = postern_e2e::pg::Postgres::start();
+    let url = pg.database("postern");
+    two_daemons(&url);
+    // The code flow and refresh rotation on PostgreSQL too.
     let a = OAuthDaemon::start(Some(&url), "");
+    let cb = "http://127.0.0.1:9/cb";
+    let code = a.code_for("web", cb, "openid", "alice", "alice-pw-1");
+    let t = a
+        .exchange(("web", "web-secret"), &code, cb, VERIFIER)
+        .json();
+    let r1 = t["refresh_token"]
+        .as_str()
+        .expect("refresh token")
+        .to_string();
+    let t2 = a
+        .form(
+            "/oauth/token",
+            Some(("web", "web-secret")),
+            &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
+        )
+        .json();
+    assert!(t2["access_token"].is_string(), "{t2}");
+    let reuse = a.form(
+        "/oauth/token",
+        Some(("web", "web-secret")),
+        &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
+    );
+    assert_eq!(reuse.json()["error"], "invalid_grant");
+    assert_eq!(
+        a.introspect(t2["access_token"].as_str().unwrap()),
+        serde_json::json!({"active": false})
+    );
+}
+
+fn two_daemons(url: &str) {
+    let a = OAuthDaemon::start(Some(url), "");
     let b_port = free_port();
     // Daemons sharing a store serve one issuer (behind one name): B's public URL is A's.
-    let b_config = config(b_port, Some(&url), "").replace(
+    let b_config = config(b_port, Some(url), "").replace(
         &format!("public-url = \"http://127.0.0.1:{b_port}\""),
         &format!("public-url = \"{}\"", a.issuer),
     );
@@ -482,6 +527,31 @@ fn code_flow_with_pkce_refresh_rotation_reuse_detection_and_consent() {
         )),
         "{location}"
     );
+    // "Deny" for another scope: access_denied at the client, nothing remembered.
+    let q2 = OAuthDaemon::authorize_query("thirdparty", tp, "openid email", "s2");
+    let pairs2: Vec<(&str, &str)> = q2.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let asked = get_raw(
+        &format!("{}?{}", d.url("/oauth/authorize"), encode_form(&pairs2)),
+        Some(&jar.join("; ")),
+    );
+    assert!(
+        asked.body.contains("Allow access?"),
+        "a wider scope is asked again: {}",
+        asked.body
+    );
+    let mut fields = pairs2.clone();
+    fields.extend([("csrf", csrf.as_str()), ("consent", "deny")]);
+    let r = form(
+        &d.url("/oauth/authorize"),
+        None,
+        &fields,
+        Some(&jar.join("; ")),
+    );
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        query_param(r.header("location").unwrap(), "error").as_deref(),
+        Some("access_denied")
+    );
     // Already logged in (cookie) and consented: straight back with a code.
     let r = get_raw(
         &format!("{}?{}", d.url("/oauth/authorize"), encode_form(&pairs)),
@@ -694,4 +764,92 @@ fn oauth_client_cli_adds_lists_and_removes_with_the_secret_shown_once() {
         cli(&["oauth-client", "remove", "robot"]).status.code(),
         Some(1)
     );
+}
+
+#[test]
+fn the_account_page_changes_the_password_and_ends_the_sessions() {
+    let d = OAuthDaemon::start(None, "");
+    let page = get_raw(&d.url("/account"), None);
+    let csrf = hidden_value(&page.body, "csrf").unwrap();
+    let mut jar = cookies(&page);
+    let r = form(
+        &d.url("/account"),
+        None,
+        &[
+            ("csrf", &csrf),
+            ("action", "login"),
+            ("username", "alice"),
+            ("password", "alice-pw-1"),
+        ],
+        Some(&jar.join("; ")),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    jar.extend(cookies(&r));
+    let jar = jar.join("; ");
+    let page = get_raw(&d.url("/account"), Some(&jar));
+    assert!(page.body.contains("Change password"), "{}", page.body);
+    assert!(page.body.contains("<li>user</li>"), "{}", page.body);
+    let change = |current: &str, new: &str| {
+        form(
+            &d.url("/account"),
+            None,
+            &[
+                ("csrf", &csrf),
+                ("action", "change-password"),
+                ("current", current),
+                ("new", new),
+            ],
+            Some(&jar),
+        )
+    };
+    let r = change("wrong", "a-new-password-1");
+    assert!(
+        r.body.contains("the current password is wrong"),
+        "{}",
+        r.body
+    );
+    let r = change("alice-pw-1", "short");
+    assert!(r.body.contains("at least 10"), "{}", r.body);
+    assert_eq!(
+        login(&d.url("/auth/login"), "alice", "alice-pw-1").status,
+        200
+    );
+    let r = change("alice-pw-1", "a-new-password-1");
+    assert_eq!(r.status, 200, "{}", d.daemon.logs());
+    assert!(r.body.contains("Your password was changed"), "{}", r.body);
+    // The session the change was made from ended with the old password.
+    let page = get_raw(&d.url("/account"), Some(&jar));
+    assert!(!page.body.contains("Change password"), "{}", page.body);
+    assert_eq!(
+        login(&d.url("/auth/login"), "alice", "alice-pw-1").status,
+        401
+    );
+    assert_eq!(
+        login(&d.url("/auth/login"), "alice", "a-new-password-1").status,
+        200
+    );
+}
+
+#[test]
+fn guessing_a_client_secret_is_throttled_like_a_password() {
+    let d = OAuthDaemon::start(None, "");
+    let mut statuses = Vec::new();
+    for i in 0..15 {
+        let r = d.client_credentials("svc", &format!("guess-{i}"), "");
+        statuses.push(r.status);
+        if r.status == 503 {
+            assert_eq!(r.json()["error"], "temporarily_unavailable", "{}", r.body);
+            break;
+        }
+        assert_eq!(r.json()["error"], "invalid_client");
+    }
+    assert_eq!(statuses.last(), Some(&503), "never throttled: {statuses:?}");
+    // Locked: even the right secret waits; another client is not affected.
+    assert_eq!(d.client_credentials("svc", "svc-secret", "").status, 503);
+    let web = d.form(
+        "/oauth/introspect",
+        Some(("web", "web-secret")),
+        &[("token", "x")],
+    );
+    assert_eq!(web.status, 200, "{}", web.body);
 }

@@ -271,3 +271,140 @@ fn dovecot_imap_passdb_oauth2_introspects_at_postern() {
         log()
     );
 }
+
+#[test]
+fn the_account_page_creates_an_app_password_in_chromium_that_logs_in_through_postfix() {
+    let d = mail_daemon();
+    let postfix = Postfix::start(&format!("inet:{}", d.daemon.addr("dovecot-auth")));
+    let env = |step: &'static str| {
+        vec![
+            ("ISSUER", d.issuer.clone()),
+            ("USERNAME", "alice".to_string()),
+            ("PASSWORD", "alice-pw-1".to_string()),
+            ("STEP", step.to_string()),
+        ]
+    };
+    let as_refs = |v: &Vec<(&'static str, String)>| -> Vec<(&str, String)> { v.clone() };
+    let created = {
+        let e = as_refs(&env("create"));
+        let pairs: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        node("account.mjs", &pairs)
+    };
+    assert_eq!(strings(&created["roles"]), ["user"], "{created}");
+    assert!(strings(&created["permissions"]).contains(&"email-send".to_string()));
+    assert!(created["sessions"].as_i64().unwrap() >= 1);
+    assert_eq!(strings(&created["listed"]), ["Thunderbird on the laptop"]);
+    assert_eq!(created["secretAfterReload"], 0, "the secret is shown once");
+    let secret = created["secret"].as_str().expect("secret").to_string();
+    let ok = postfix.swaks("PLAIN", "alice", &secret);
+    let text = String::from_utf8_lossy(&ok.stdout).into_owned();
+    assert!(
+        ok.status.success() && text.contains("235 2.7.0 Authentication successful"),
+        "{text}\n{}",
+        d.daemon.logs()
+    );
+    // A scoped credential signs in nowhere interactive: neither /account nor the login page.
+    let page = get_raw(&d.url("/account"), None);
+    let csrf = hidden_value(&page.body, "csrf").unwrap();
+    let jar = cookies(&page).join("; ");
+    let r = form(
+        &d.url("/account"),
+        None,
+        &[
+            ("csrf", &csrf),
+            ("action", "login"),
+            ("username", "alice"),
+            ("password", &secret),
+        ],
+        Some(&jar),
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(cookies(&r)
+        .iter()
+        .all(|c| !c.starts_with("postern_session=")));
+    let revoked = {
+        let e = as_refs(&env("revoke"));
+        let pairs: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        node("account.mjs", &pairs)
+    };
+    assert_eq!(revoked["listed"], serde_json::json!([]), "{revoked}");
+    let refused = postfix.swaks("PLAIN", "alice", &secret);
+    let text = String::from_utf8_lossy(&refused.stdout).into_owned();
+    assert!(
+        text.contains("535 5.7.8") && !text.contains("235 "),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_account_page_refuses_a_post_without_its_csrf_token_and_cannot_be_framed() {
+    let d = OAuthDaemon::start(None, "");
+    let page = get_raw(&d.url("/account"), None);
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert!(page
+        .header("content-security-policy")
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    let r = form(
+        &d.url("/account"),
+        None,
+        &[
+            ("action", "login"),
+            ("username", "alice"),
+            ("password", "alice-pw-1"),
+        ],
+        None,
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(cookies(&r)
+        .iter()
+        .all(|c| !c.starts_with("postern_session=")));
+}
+
+/// `GET /auth/nginx` as nginx's mail proxy sends it for a PLAIN login.
+fn nginx_auth(d: &OAuthDaemon, user: &str, pass: &str) -> (String, String) {
+    let stream = TcpStream::connect(d.issuer.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut w = stream.try_clone().unwrap();
+    let request = format!(
+        "GET /auth/nginx HTTP/1.0\r\nHost: localhost\r\nX-Auth-Key: nginx-key\r\nAuth-Method: plain\r\n\
+         Auth-User: {user}\r\nAuth-Pass: {pass}\r\nAuth-Protocol: imap\r\nAuth-Login-Attempt: 1\r\n\
+         Client-IP: 127.0.0.1\r\n\r\n"
+    );
+    w.write_all(request.as_bytes()).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut BufReader::new(stream), &mut text).unwrap();
+    let status = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("auth-status: ")
+                .or_else(|| l.strip_prefix("Auth-Status: "))
+        })
+        .unwrap_or_default()
+        .to_string();
+    (status, text)
+}
+
+#[test]
+fn nginx_auth_http_accepts_an_access_token_sent_as_the_password() {
+    let d = OAuthDaemon::start(
+        None,
+        "[auth-http]\nshared-secret = \"nginx-key\"\nbackends = { imap = \"127.0.0.1:1143\" }\n",
+    );
+    let token = alice_token(&d);
+    let (status, text) = nginx_auth(&d, "alice", &token);
+    assert_eq!(status, "OK", "{text}");
+    let (status, text) = nginx_auth(&d, "bob", &token);
+    assert_ne!(status, "OK", "another user's token: {text}");
+    let r = d.form(
+        "/oauth/revoke",
+        Some(("web", "web-secret")),
+        &[("token", &token)],
+    );
+    assert_eq!(r.status, 200);
+    let (status, text) = nginx_auth(&d, "alice", &token);
+    assert_ne!(status, "OK", "revoked: {text}");
+}

@@ -173,7 +173,7 @@ async fn validate(state: &AppState, p: &Params) -> Result<AuthRequest, Response>
 }
 
 /// The CSRF token of this browser: the cookie's, or a new one to set.
-fn csrf(headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+pub(super) fn csrf(headers: &HeaderMap) -> (String, Option<HeaderValue>) {
     if let Some(v) = cookie::read(headers, CSRF_COOKIE) {
         if v.len() == 47 {
             return (v.to_string(), None);
@@ -263,6 +263,14 @@ fn consent_page(headers: &HeaderMap, p: &Params, req: &AuthRequest) -> Response 
     r
 }
 
+/// Whether a login may stand behind a grant: the person's own password or their identity
+/// provider. An app password or API key is a scoped credential for one program; a session
+/// born from one would otherwise mint tokens (and app passwords, on `/account`) beyond its
+/// scope.
+pub(super) fn interactive(method: &str) -> bool {
+    matches!(method, "password" | "oidc")
+}
+
 /// The person of the browser's session cookie, if it is a live session.
 async fn session_of(
     state: &AppState,
@@ -271,7 +279,7 @@ async fn session_of(
 ) -> Option<SessionView> {
     let token = cookie::read(headers, SESSION_COOKIE)?;
     match state.engine.bearer(token, ip).await {
-        Ok(Some(v)) if v.token.is_some() => Some(v),
+        Ok(Some(v)) if v.token.is_some() && interactive(&v.mechanism) => Some(v),
         Ok(_) => None,
         Err(e) => {
             tracing::warn!(error = %e, "session lookup failed at the authorization endpoint");
@@ -349,7 +357,17 @@ pub async fn submit(
         remote_ip: ip,
     };
     let principal = match state.engine.login(attempt).await {
-        Ok(principal) => principal,
+        Ok(principal) if interactive(principal.method.as_str()) => principal,
+        Ok(principal) => {
+            tracing::info!(user = %principal.name, method = principal.method.as_str(), "login page refused a scoped credential");
+            return login_page(
+                &headers,
+                &p,
+                &req,
+                StatusCode::UNAUTHORIZED,
+                Some("Wrong username or password."),
+            );
+        }
         Err(e) => {
             let (status, message) = match e {
                 LoginError::RateLimited(_) => (

@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use super::params::Params;
 use crate::auth::access_token::ClientAuthError;
-use crate::http::{AppState, OAuthError};
+use crate::http::{AppState, OAuthError, OAuthErrorCode};
 
 /// Who the request says it is, before checking.
 struct Claimed {
@@ -82,6 +82,13 @@ pub async fn authenticate(
         .map_err(|e| match e {
             ClientAuthError::Failed => OAuthError::invalid_client("client authentication failed"),
             ClientAuthError::Unavailable => OAuthError::unavailable(),
+            ClientAuthError::Throttled(wait) => OAuthError::new(
+                OAuthErrorCode::TemporarilyUnavailable,
+                format!(
+                    "too many failed client authentications; retry in {} s",
+                    wait.as_secs().max(1)
+                ),
+            ),
         })?;
     if client.secret.is_none() && !allow_public {
         state.engine.count_refusal("oauth", "invalid_client");

@@ -1,8 +1,10 @@
 //! The OAuth 2.0 / OpenID Connect authorization server's endpoints (SPEC §6, RFC 9700):
 //! discovery (RFC 8414 and OIDC), JWKS, token, introspection (RFC 7662), revocation
-//! (RFC 7009), userinfo, and the authorization endpoint with its login page. Errors are
+//! (RFC 7009), userinfo, the authorization endpoint with its login page, and the `/account`
+//! self-service page. Errors are
 //! RFC 6749 bodies ([`OAuthError`]), never cached.
 
+mod account;
 mod authorize;
 mod client;
 mod discovery;
@@ -40,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .route(REVOKE, post(introspect::revoke))
         .route(USERINFO, get(userinfo::userinfo).post(userinfo::userinfo))
         .route(AUTHORIZE, get(authorize::authorize).post(authorize::submit))
+        .route("/account", get(account::show).post(account::submit))
 }
 
 /// A store or key failure: the client may retry.

@@ -63,11 +63,18 @@ pub async fn token(
             format!("this client may not use {grant_type}"),
         ));
     }
-    let answer = match grant_type {
-        "client_credentials" => client_credentials(&state, &client, &p).await?,
-        "authorization_code" => authorization_code(&state, &client, &p).await?,
-        _ => refresh(&state, &client, &p).await?,
+    let (answer, kind) = match grant_type {
+        "client_credentials" => (
+            client_credentials(&state, &client, &p).await?,
+            "client_credentials",
+        ),
+        "authorization_code" => (
+            authorization_code(&state, &client, &p).await?,
+            "authorization_code",
+        ),
+        _ => (refresh(&state, &client, &p).await?, "refresh_token"),
     };
+    state.engine.count_oauth_token(kind);
     Ok(no_store(Json(answer).into_response()))
 }
 

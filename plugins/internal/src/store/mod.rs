@@ -13,6 +13,7 @@
 
 mod accounts;
 pub use accounts::AccountFilter;
+pub mod account_sessions;
 mod bodies;
 pub mod cache;
 mod credentials;
