@@ -14,32 +14,42 @@ use crate::admin::{Actor, CredentialRequest, Window};
 #[derive(Debug, Subcommand)]
 pub enum CredentialAction {
     /// Mint one for ACCOUNT; its secret is printed this once.
+    #[command(
+        after_help = "Examples:\n  postern api-key add backup-bot --description nightly --allowed-ip 192.0.2.0/24\n  postern app-password add alice --description Thunderbird --scope replace --permission imap-authenticate --permission email-send"
+    )]
     Add {
         account: String,
+        /// Free text shown in lists, e.g. --description Thunderbird.
         #[arg(long)]
         description: Option<String>,
-        /// RFC 3339.
+        /// When it stops working (RFC 3339), e.g. --expires-at 2027-06-30T00:00:00Z.
         #[arg(long)]
         expires_at: Option<String>,
-        /// An address or CIDR network it may be used from (repeatable).
+        /// An address or CIDR network it may be used from (repeatable), e.g. --allowed-ip
+        /// 192.0.2.0/24.
         #[arg(long = "allowed-ip")]
         allowed_ips: Vec<String>,
-        /// `disable` (the account's permissions less these) or `replace` (only these).
+        /// `disable` (the account's permissions less these) or `replace` (only these), e.g.
+        /// --scope replace.
         #[arg(long)]
         scope: Option<String>,
-        /// A permission of the scope (repeatable).
+        /// A permission of the scope (repeatable), e.g. --permission imap-authenticate.
         #[arg(long = "permission")]
         permissions: Vec<String>,
+        /// Print the API's JSON object instead of a table, e.g. --json.
         #[arg(long)]
         json: bool,
     },
     /// List ACCOUNT's (never their secrets).
+    #[command(after_help = "Examples:\n  postern api-key list backup-bot --json")]
     List {
         account: String,
+        /// Print the API's JSON object instead of a table, e.g. --json.
         #[arg(long)]
         json: bool,
     },
     /// Revoke one.
+    #[command(after_help = "Examples:\n  postern app-password revoke alice 7d1e4b0a")]
     Revoke { account: String, id: String },
 }
 

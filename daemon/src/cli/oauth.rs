@@ -23,22 +23,37 @@ use crate::runtime;
 pub enum KeysAction {
     /// Add the next signing key: published now, signing after --activate-in; keys replaced
     /// more than --keep ago are removed (their tokens have expired).
+    #[command(after_help = "Examples:\n  postern keys rotate\n  postern keys rotate --activate-in 30m --keep 2h")]
     Rotate {
-        #[arg(long)]
+        /// The daemon's configuration, to find its store, e.g. --config
+        /// /etc/postern/postern.toml (default: ./postern.toml, else the embedded defaults).
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// How long the new key is only published before it signs (caches of the JWKS
+        /// refresh in that time), e.g. --activate-in 30m.
         #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
         activate_in: std::time::Duration,
+        /// How long a replaced key stays published (at least the access tokens' lifetime),
+        /// e.g. --keep 2h.
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         keep: std::time::Duration,
     },
     /// List the signing keys and when each signs from.
+    #[command(after_help = "Examples:\n  postern keys list --config /etc/postern/postern.toml")]
+    /// List the clients (never their secrets).
+    #[command(after_help = "Examples:\n  postern oauth-client list")]
     List {
-        #[arg(long)]
+        /// The daemon's configuration, to find its store, e.g. --config
+        /// /etc/postern/postern.toml (default: ./postern.toml, else the embedded defaults).
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
     /// Remove a key at once: tokens it signed stop verifying.
+    #[command(after_help = "Examples:\n  postern keys remove 3f9a0c2e")]
     Remove {
-        #[arg(long)]
+        /// The daemon's configuration, to find its store, e.g. --config
+        /// /etc/postern/postern.toml (default: ./postern.toml, else the embedded defaults).
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         kid: String,
     },
@@ -47,36 +62,51 @@ pub enum KeysAction {
 #[derive(Debug, Subcommand)]
 pub enum ClientAction {
     /// Create a client; a confidential one gets a generated secret, printed once.
+    #[command(
+        after_help = "Examples:\n  postern oauth-client add webmail --redirect-uri https://mail.example.org/oauth/callback --first-party\n  postern oauth-client add thunderbird --public --redirect-uri http://127.0.0.1/\n  postern oauth-client add backup --grant-type client_credentials --role backup-reader"
+    )]
     Add {
-        #[arg(long)]
+        /// The daemon's configuration, to find its store, e.g. --config
+        /// /etc/postern/postern.toml (default: ./postern.toml, else the embedded defaults).
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         client_id: String,
-        /// Registered redirect URI (repeatable); matched exactly.
+        /// Registered redirect URI (repeatable); matched exactly, e.g. --redirect-uri
+        /// https://mail.example.org/oauth/callback.
         #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
-        /// A public client (native or browser app): no secret, PKCE only.
+        /// A public client (native or browser app): no secret, PKCE only, e.g. --public.
         #[arg(long)]
         public: bool,
-        /// authorization_code, refresh_token, client_credentials (repeatable).
+        /// authorization_code, refresh_token, client_credentials (repeatable), e.g.
+        /// --grant-type client_credentials.
         #[arg(long = "grant-type")]
         grant_types: Vec<String>,
+        /// A scope it may ask for (repeatable; default: all), e.g. --scope openid.
         #[arg(long = "scope")]
         scopes: Vec<String>,
-        /// Role ids of the client itself (client_credentials).
+        /// Role ids of the client itself (client_credentials), e.g. --role backup-reader.
         #[arg(long = "role")]
         roles: Vec<String>,
-        /// The site's own application: no consent page.
+        /// The site's own application: no consent page, e.g. --first-party.
         #[arg(long)]
         first_party: bool,
+        /// Free text shown in lists, e.g. --description "Roundcube".
         #[arg(long, default_value = "")]
         description: String,
     },
     List {
-        #[arg(long)]
+        /// The daemon's configuration, to find its store, e.g. --config
+        /// /etc/postern/postern.toml (default: ./postern.toml, else the embedded defaults).
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Remove a client: it can no longer authenticate nor obtain tokens.
+    #[command(after_help = "Examples:\n  postern oauth-client remove webmail")]
     Remove {
-        #[arg(long)]
+        /// The daemon's configuration, to find its store, e.g. --config
+        /// /etc/postern/postern.toml (default: ./postern.toml, else the embedded defaults).
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         client_id: String,
     },

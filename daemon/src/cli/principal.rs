@@ -19,91 +19,122 @@ use crate::runtime;
 #[derive(Debug, Subcommand)]
 pub enum PrincipalAction {
     /// List principals in name order.
+    #[command(after_help = "Examples:\n  postern principal list\n  postern principal list --type group --tenant acme --json")]
     List {
-        /// `individual` or `group`.
+        /// `individual` or `group`, e.g. --type group.
         #[arg(long = "type")]
         kind: Option<String>,
+        /// Only this tenant's, e.g. --tenant acme.
         #[arg(long)]
         tenant: Option<String>,
+        /// Print the API's JSON object instead of a table, e.g. --json.
         #[arg(long)]
         json: bool,
     },
     /// Show one principal.
+    #[command(after_help = "Examples:\n  postern principal show alice --json")]
     Show {
         name: String,
+        /// Print the API's JSON object instead of a table, e.g. --json.
         #[arg(long)]
         json: bool,
     },
     /// Create a principal (no password: set one with `postern passwd`).
+    #[command(
+        after_help = "Examples:\n  postern principal add alice --email alice@example.org --role user\n  postern principal add staff --type group"
+    )]
     Add {
         name: String,
+        /// `individual` or `group`, e.g. --type group.
         #[arg(long = "type", default_value = "individual")]
         kind: String,
+        /// The tenant it belongs to, e.g. --tenant acme.
         #[arg(long)]
         tenant: Option<String>,
+        /// Free text, e.g. --description "Alice Liddell".
         #[arg(long)]
         description: Option<String>,
-        /// Repeatable.
+        /// An email address (repeatable), e.g. --email alice@example.org.
         #[arg(long = "email")]
         emails: Vec<String>,
-        /// A role id (repeatable); `user` when none is given.
+        /// A role id (repeatable; `user` when none is given), e.g. --role admin.
         #[arg(long = "role")]
         roles: Vec<String>,
-        /// A group (repeatable).
+        /// A group (repeatable), e.g. --member-of staff.
         #[arg(long = "member-of")]
         member_of: Vec<String>,
+        /// Print the API's JSON object instead of a table, e.g. --json.
         #[arg(long)]
         json: bool,
     },
     /// Change a principal with a JSON merge patch, as `PATCH /api/v1/principals/NAME`.
+    #[command(after_help = "Examples:\n  postern principal set alice '{\"description\": \"Alice\", \"memberOf\": [\"staff\"]}'")]
     Set {
         name: String,
         /// e.g. '{"description": "Alice", "memberOf": ["staff"]}'
         patch: String,
+        /// Print the API's JSON object instead of a table, e.g. --json.
         #[arg(long)]
         json: bool,
     },
     /// Delete a principal with its credentials and sessions.
+    #[command(after_help = "Examples:\n  postern principal remove alice")]
     Remove { name: String },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum RoleAction {
+    /// List roles in id order.
+    #[command(after_help = "Examples:\n  postern role list --json")]
     List {
+        /// Print the API's JSON object instead of a table, e.g. --json.
         #[arg(long)]
         json: bool,
     },
+    /// Show one role.
+    #[command(after_help = "Examples:\n  postern role show helpdesk")]
     Show {
         id: String,
+        /// Print the API's JSON object instead of a table, e.g. --json.
         #[arg(long)]
         json: bool,
     },
     /// Create a role.
+    #[command(
+        after_help = "Examples:\n  postern role add helpdesk --include user --enable individual-list --enable individual-get"
+    )]
     Add {
         id: String,
+        /// Free text, e.g. --description "Help desk".
         #[arg(long)]
         description: Option<String>,
-        /// A role it includes (repeatable).
+        /// A role it includes (repeatable), e.g. --include user.
         #[arg(long = "include")]
         role_ids: Vec<String>,
-        /// A permission it enables (repeatable).
+        /// A permission it enables (repeatable), e.g. --enable individual-list.
         #[arg(long = "enable")]
         enabled: Vec<String>,
-        /// A permission it disables (repeatable).
+        /// A permission it disables (repeatable), e.g. --disable email-send.
         #[arg(long = "disable")]
         disabled: Vec<String>,
+        /// The tenant it belongs to, e.g. --tenant acme.
         #[arg(long)]
         tenant: Option<String>,
+        /// Print the API's JSON object instead of a table, e.g. --json.
         #[arg(long)]
         json: bool,
     },
     /// Change a role with a JSON merge patch.
+    #[command(after_help = "Examples:\n  postern role set helpdesk '{\"description\": \"Help desk\"}'")]
     Set {
         id: String,
         patch: String,
+        /// Print the API's JSON object instead of a table, e.g. --json.
         #[arg(long)]
         json: bool,
     },
+    /// Delete a role no one holds any more.
+    #[command(after_help = "Examples:\n  postern role remove helpdesk")]
     Remove {
         id: String,
     },
