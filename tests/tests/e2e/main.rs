@@ -13,6 +13,7 @@ mod hardening;
 mod ldap;
 mod mail;
 mod ops;
+mod package;
 mod reload;
 mod sql;
 mod throttle;
