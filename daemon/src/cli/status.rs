@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use super::client::{self, ClientError};
 use super::output::out;
 use super::{load_valid, throttle, Failure};
-use crate::config::{find_source, Protocol};
+use crate::config::{Protocol, Source};
 
 pub async fn run(config_path: Option<PathBuf>) -> Result<(), Failure> {
-    let config = load_valid(&find_source(config_path.as_deref()))?;
+    let source = client::daemon_source(config_path.as_deref());
+    let config = load_valid(&source)?;
     let at = client::listener(&config, Protocol::Http)
         .map(|l| client::address_of(&l.bind))
         .ok_or_else(|| Failure::runtime(ClientError::NoListener("http").to_string()))?;
@@ -77,7 +78,12 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<(), Failure> {
         out!("connections open ({listener}): {n}")?;
     }
     out!("throttle locks:")?;
-    throttle::status(config_path).await
+    // The same file for the locks, so both halves describe one daemon.
+    let path = match source {
+        Source::File(p) => Some(p),
+        Source::Embedded => None,
+    };
+    throttle::status(path).await
 }
 
 /// The Prometheus text the daemon answered, read by series name.

@@ -198,6 +198,23 @@ fn deb_builds_passes_lintian_installs_verifies_and_purges_in_a_fresh_debian_root
         "/lib/systemd/system/postern.service",
         "/lib/systemd/system/postern.socket",
     ]);
+    // No daemon runs in the root: auth test finds the installed configuration's socket by
+    // itself and says, in one line, that nothing answers there (exit 2).
+    let down = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo pw | chroot {} /usr/sbin/postern auth test alice",
+            c.path().display()
+        ))
+        .output()
+        .expect("chroot");
+    let (o, e) = text(&down);
+    assert_eq!(down.status.code(), Some(2), "{o}{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.contains("unix:/run/postern/auth") && e.contains("is postern running?"),
+        "{e}"
+    );
     // The service user, member of postfix; its state directory; the configuration's owner.
     let groups = c.ok(&["id", "-nG", "postern"]);
     assert!(
