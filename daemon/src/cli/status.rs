@@ -16,6 +16,16 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<(), Failure> {
     let at = client::listener(&config, Protocol::Http)
         .map(|l| client::address_of(&l.bind))
         .ok_or_else(|| Failure::runtime(ClientError::NoListener("http").to_string()))?;
+    let path = match &source {
+        Source::File(p) => Some(p.clone()),
+        Source::Embedded => None,
+    };
+    // A listener on an ephemeral port cannot be found from the file: only the store's part.
+    if at.ends_with(":0") {
+        out!("daemon: not asked (its HTTP listener binds port 0)")?;
+        out!("throttle locks:")?;
+        return throttle::status(path).await;
+    }
     let ask = at.clone();
     let (ready, metrics) = tokio::task::spawn_blocking(move || {
         let ready = client::http_get(&ask, "/readyz")?;
@@ -79,10 +89,6 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<(), Failure> {
     }
     out!("throttle locks:")?;
     // The same file for the locks, so both halves describe one daemon.
-    let path = match source {
-        Source::File(p) => Some(p),
-        Source::Embedded => None,
-    };
     throttle::status(path).await
 }
 
