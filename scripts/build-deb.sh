@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
 done
 if [ -z "$bin" ]; then
     (cd "$root" && cargo build --release -p postern >&2)
-    bin="$root/target/release/postern"
+    bin="${CARGO_TARGET_DIR:-$root/target}/release/postern"
 fi
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n 1)

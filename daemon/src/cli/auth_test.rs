@@ -12,7 +12,7 @@ use super::client::{self, AuthAnswer};
 use super::output::out;
 use super::{load_valid, Failure};
 use crate::authz::{Permission, Policy, Service, Subject};
-use crate::config::{find_source, Config, Protocol};
+use crate::config::{Config, Protocol};
 use crate::runtime;
 
 pub struct Request {
@@ -24,7 +24,7 @@ pub struct Request {
 }
 
 pub async fn run(r: Request) -> Result<(), Failure> {
-    let config = load_valid(&find_source(r.config.as_deref()))?;
+    let config = load_valid(&client::daemon_source(r.config.as_deref()))?;
     let at = match &r.socket {
         Some(s) => s.clone(),
         None => client::listener(&config, Protocol::DovecotAuth)

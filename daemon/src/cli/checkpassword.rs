@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use super::client::{self, AuthAnswer};
 use super::{load_valid, Failure};
-use crate::config::{find_source, Protocol};
+use crate::config::Protocol;
 
 /// checkpassword's exit codes.
 const REFUSED: u8 = 1;
@@ -34,10 +34,11 @@ pub fn run(r: Request) -> Result<(), Failure> {
     let at = match r.socket {
         Some(s) => s,
         None => {
-            let config = load_valid(&find_source(r.config.as_deref())).map_err(|f| Failure {
-                code: TEMPORARY,
-                lines: f.lines,
-            })?;
+            let config =
+                load_valid(&client::daemon_source(r.config.as_deref())).map_err(|f| Failure {
+                    code: TEMPORARY,
+                    lines: f.lines,
+                })?;
             client::listener(&config, Protocol::DovecotAuth)
                 .map(|l| client::address_of(&l.bind))
                 .ok_or_else(|| {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
-use crate::config::{Config, ListenerConfig, Protocol};
+use crate::config::{Config, ListenerConfig, Protocol, Source};
 
 /// Longer than the daemon's longest failure delay (15 s), so a refusal is seen as one.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -24,6 +24,21 @@ pub enum ClientError {
     Down { at: String, reason: String },
     #[error("the daemon at {at} broke off the conversation: {reason}")]
     Protocol { at: String, reason: String },
+}
+
+/// The package's configuration file.
+pub const INSTALLED: &str = "/etc/postern/postern.toml";
+
+/// Which configuration a command that asks the running daemon reads: `--config`, else
+/// `./postern.toml`, else the installed one (what the packaged daemon runs with), else the
+/// embedded default. `serve` itself keeps SPEC's rule (no /etc fallback).
+pub fn daemon_source(explicit: Option<&std::path::Path>) -> Source {
+    match crate::config::find_source(explicit) {
+        Source::Embedded if std::path::Path::new(INSTALLED).exists() => {
+            Source::File(INSTALLED.into())
+        }
+        other => other,
+    }
 }
 
 /// Where to reach a listener: `unix:/path` or `host:port`, a wildcard host read as loopback.

@@ -145,8 +145,8 @@ pub enum Command {
         after_help = "Examples:\n  postern status\n  postern status --config /etc/postern/postern.toml\n\nExit 2 with one line when the daemon does not answer on its HTTP listener."
     )]
     Status {
-        /// The daemon's configuration, to find its listeners and store
-        /// (e.g. /etc/postern/postern.toml).
+        /// The daemon's configuration, to find its listeners and store (default:
+        /// ./postern.toml, else /etc/postern/postern.toml), e.g. --config /etc/postern/postern.toml.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -194,8 +194,8 @@ pub enum AuthCommand {
         after_help = "Examples:\n  postern auth test alice\n  postern auth test alice@example.org --service imap --mechanism login\n  printf '%s\\n' \"$PW\" | postern auth test alice --config /etc/postern/postern.toml\n\nExit 0: accepted; 1: refused; 2: temporary failure, or the daemon does not answer."
     )]
     Test {
-        /// The daemon's configuration, to find its dovecot-auth listener and store
-        /// (e.g. /etc/postern/postern.toml).
+        /// The daemon's configuration, to find its dovecot-auth listener and store (default:
+        /// ./postern.toml, else /etc/postern/postern.toml), e.g. --config /etc/postern/postern.toml.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// The service named in the request (smtp, imap, pop3, sieve, submission, or one

@@ -8,13 +8,24 @@ use std::path::PathBuf;
 use super::client::{self, ClientError};
 use super::output::out;
 use super::{load_valid, throttle, Failure};
-use crate::config::{find_source, Protocol};
+use crate::config::{Protocol, Source};
 
 pub async fn run(config_path: Option<PathBuf>) -> Result<(), Failure> {
-    let config = load_valid(&find_source(config_path.as_deref()))?;
+    let source = client::daemon_source(config_path.as_deref());
+    let config = load_valid(&source)?;
     let at = client::listener(&config, Protocol::Http)
         .map(|l| client::address_of(&l.bind))
         .ok_or_else(|| Failure::runtime(ClientError::NoListener("http").to_string()))?;
+    let path = match &source {
+        Source::File(p) => Some(p.clone()),
+        Source::Embedded => None,
+    };
+    // A listener on an ephemeral port cannot be found from the file: only the store's part.
+    if at.ends_with(":0") {
+        out!("daemon: not asked (its HTTP listener binds port 0)")?;
+        out!("throttle locks:")?;
+        return throttle::status(path).await;
+    }
     let ask = at.clone();
     let (ready, metrics) = tokio::task::spawn_blocking(move || {
         let ready = client::http_get(&ask, "/readyz")?;
@@ -77,7 +88,8 @@ pub async fn run(config_path: Option<PathBuf>) -> Result<(), Failure> {
         out!("connections open ({listener}): {n}")?;
     }
     out!("throttle locks:")?;
-    throttle::status(config_path).await
+    // The same file for the locks, so both halves describe one daemon.
+    throttle::status(path).await
 }
 
 /// The Prometheus text the daemon answered, read by series name.

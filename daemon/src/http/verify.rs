@@ -13,15 +13,17 @@ use axum::extract::FromRequestParts;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::any;
 use axum::Router;
 
 use super::extract::Authenticated;
 use super::{ApiError, AppState};
 use crate::authz::{is_permission, permission_hint};
 
+/// Any method: a proxy may pass on the method of the request it guards (nginx's subrequest
+/// is a GET, other proxies' configurations vary); nothing here changes state.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/auth/verify", get(verify))
+    Router::new().route("/auth/verify", any(verify))
 }
 
 /// What the proxy asks: permissions required (repeatable) and the login page (`rd`).

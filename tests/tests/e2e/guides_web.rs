@@ -121,6 +121,22 @@ fn nginx_auth_request_guide() {
         "{r:?}"
     );
 
+    // A POST to the application is guarded as well.
+    let r = curl(
+        &[
+            "-X",
+            "POST",
+            "--data",
+            "x=1",
+            "-H",
+            &format!("Authorization: Bearer {alice}"),
+        ],
+        &format!("{base}/form"),
+    );
+    assert_eq!(r.status, 200, "{r:?}\n{}", ctx());
+    let r = curl(&["-X", "POST", "--data", "x=1"], &format!("{base}/form"));
+    assert_eq!(r.status, 302, "{r:?}");
+
     // /admin/ requires settings-update: alice lacks it (403), carol (admin) has it.
     let bearer = |t: &str| format!("Authorization: Bearer {t}");
     let r = curl(&["-H", &bearer(&alice)], &format!("{base}/admin/"));

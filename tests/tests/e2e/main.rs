@@ -21,6 +21,7 @@ mod oauth_clients;
 mod oauth_mail;
 mod oidc;
 mod ops;
+mod package;
 mod reload;
 mod sql;
 mod throttle;
