@@ -75,43 +75,57 @@ pub enum Command {
         /// The provisioning file (TOML): tenants, roles, accounts, groups, API keys, app
         /// passwords, OAuth clients, defaults. E.g. users.toml.
         provision: PathBuf,
-        /// Also delete what the file no longer names, within the kinds it covers.
+        /// Also delete what the file no longer names, within the kinds it covers (listed
+        /// first, then asked), e.g. --prune.
         #[arg(long)]
         prune: bool,
-        /// Prune without asking.
+        /// Prune without asking (needed without a terminal), e.g. --prune --yes.
         #[arg(long)]
         yes: bool,
     },
     /// Principals (accounts and groups) of the internal store.
     Principal {
-        #[arg(long)]
+        /// The daemon's configuration, to find its store, e.g. --config
+        /// /etc/postern/postern.toml (default: ./postern.toml, else the embedded defaults).
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         #[command(subcommand)]
         action: principal::PrincipalAction,
     },
     /// Set a principal's password (asked twice on a terminal, else one line of stdin).
+    #[command(
+        after_help = "Examples:\n  postern passwd alice\n  printf '%s\\n' \"$NEW_PASSWORD\" | postern passwd --config /etc/postern/postern.toml alice"
+    )]
     Passwd {
-        #[arg(long)]
+        /// The daemon's configuration, to find its store, e.g. --config
+        /// /etc/postern/postern.toml (default: ./postern.toml, else the embedded defaults).
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         name: String,
     },
     /// Roles of the internal store.
     Role {
-        #[arg(long)]
+        /// The daemon's configuration, to find its store, e.g. --config
+        /// /etc/postern/postern.toml (default: ./postern.toml, else the embedded defaults).
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         #[command(subcommand)]
         action: principal::RoleAction,
     },
     /// A principal's API keys.
     ApiKey {
-        #[arg(long)]
+        /// The daemon's configuration, to find its store, e.g. --config
+        /// /etc/postern/postern.toml (default: ./postern.toml, else the embedded defaults).
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         #[command(subcommand)]
         action: credential::CredentialAction,
     },
     /// A principal's app passwords.
     AppPassword {
-        #[arg(long)]
+        /// The daemon's configuration, to find its store, e.g. --config
+        /// /etc/postern/postern.toml (default: ./postern.toml, else the embedded defaults).
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         #[command(subcommand)]
         action: credential::CredentialAction,

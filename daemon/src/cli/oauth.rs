@@ -23,7 +23,9 @@ use crate::runtime;
 pub enum KeysAction {
     /// Add the next signing key: published now, signing after --activate-in; keys replaced
     /// more than --keep ago are removed (their tokens have expired).
-    #[command(after_help = "Examples:\n  postern keys rotate\n  postern keys rotate --activate-in 30m --keep 2h")]
+    #[command(
+        after_help = "Examples:\n  postern keys rotate\n  postern keys rotate --activate-in 30m --keep 2h"
+    )]
     Rotate {
         /// The daemon's configuration, to find its store, e.g. --config
         /// /etc/postern/postern.toml (default: ./postern.toml, else the embedded defaults).
@@ -40,8 +42,6 @@ pub enum KeysAction {
     },
     /// List the signing keys and when each signs from.
     #[command(after_help = "Examples:\n  postern keys list --config /etc/postern/postern.toml")]
-    /// List the clients (never their secrets).
-    #[command(after_help = "Examples:\n  postern oauth-client list")]
     List {
         /// The daemon's configuration, to find its store, e.g. --config
         /// /etc/postern/postern.toml (default: ./postern.toml, else the embedded defaults).
@@ -95,6 +95,8 @@ pub enum ClientAction {
         #[arg(long, default_value = "")]
         description: String,
     },
+    /// List the clients (never their secrets).
+    #[command(after_help = "Examples:\n  postern oauth-client list")]
     List {
         /// The daemon's configuration, to find its store, e.g. --config
         /// /etc/postern/postern.toml (default: ./postern.toml, else the embedded defaults).

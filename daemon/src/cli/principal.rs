@@ -19,7 +19,9 @@ use crate::runtime;
 #[derive(Debug, Subcommand)]
 pub enum PrincipalAction {
     /// List principals in name order.
-    #[command(after_help = "Examples:\n  postern principal list\n  postern principal list --type group --tenant acme --json")]
+    #[command(
+        after_help = "Examples:\n  postern principal list\n  postern principal list --type group --tenant acme --json"
+    )]
     List {
         /// `individual` or `group`, e.g. --type group.
         #[arg(long = "type")]
@@ -68,7 +70,9 @@ pub enum PrincipalAction {
         json: bool,
     },
     /// Change a principal with a JSON merge patch, as `PATCH /api/v1/principals/NAME`.
-    #[command(after_help = "Examples:\n  postern principal set alice '{\"description\": \"Alice\", \"memberOf\": [\"staff\"]}'")]
+    #[command(
+        after_help = "Examples:\n  postern principal set alice '{\"description\": \"Alice\", \"memberOf\": [\"staff\"]}'"
+    )]
     Set {
         name: String,
         /// e.g. '{"description": "Alice", "memberOf": ["staff"]}'
@@ -125,7 +129,9 @@ pub enum RoleAction {
         json: bool,
     },
     /// Change a role with a JSON merge patch.
-    #[command(after_help = "Examples:\n  postern role set helpdesk '{\"description\": \"Help desk\"}'")]
+    #[command(
+        after_help = "Examples:\n  postern role set helpdesk '{\"description\": \"Help desk\"}'"
+    )]
     Set {
         id: String,
         patch: String,
@@ -135,9 +141,7 @@ pub enum RoleAction {
     },
     /// Delete a role no one holds any more.
     #[command(after_help = "Examples:\n  postern role remove helpdesk")]
-    Remove {
-        id: String,
-    },
+    Remove { id: String },
 }
 
 /// The operations over the configured store, for the local administrator.

@@ -3,9 +3,9 @@
 
 mod activation;
 mod api;
-mod cache;
 mod api_cli;
 mod api_schemathesis;
+mod cache;
 mod cli;
 mod config;
 mod foundation;
