@@ -48,7 +48,7 @@ fn invalid(reason: impl Into<String>) -> JwtError {
 }
 
 /// The payload, unverified: only to see whose token it is before any key is fetched.
-fn peek_payload(token: &str) -> Result<Map<String, Value>, JwtError> {
+pub(crate) fn peek_payload(token: &str) -> Result<Map<String, Value>, JwtError> {
     let mut parts = token.split('.');
     let (Some(_), Some(payload), Some(_), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
