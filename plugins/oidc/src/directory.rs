@@ -402,7 +402,7 @@ impl OidcDirectory {
         if claims
             .get("exp")
             .and_then(Value::as_i64)
-            .is_some_and(|exp| exp + rules.leeway <= rules.now)
+            .is_some_and(|exp| exp.saturating_add(rules.leeway) <= rules.now)
         {
             return Err(Fail::Invalid("expired".into()));
         }

@@ -158,16 +158,16 @@ pub fn check_claims(
         _ => return Err(invalid("sub missing or not a string")),
     }
     let exp = number(claims, "exp")?.ok_or_else(|| invalid("exp missing"))?;
-    if exp + rules.leeway <= rules.now {
+    if exp.saturating_add(rules.leeway) <= rules.now {
         return Err(invalid("expired"));
     }
     if let Some(nbf) = number(claims, "nbf")? {
-        if nbf - rules.leeway > rules.now {
+        if nbf.saturating_sub(rules.leeway) > rules.now {
             return Err(invalid("not yet valid (nbf)"));
         }
     }
     let iat = number(claims, "iat")?;
-    if iat.is_some_and(|iat| iat - rules.leeway > rules.now) {
+    if iat.is_some_and(|iat| iat.saturating_sub(rules.leeway) > rules.now) {
         return Err(invalid("issued in the future (iat)"));
     }
     let aud = audiences(claims)?;
