@@ -69,6 +69,7 @@ fn model(input: &AccountInput, old: Option<&StoredAccount>) -> Account {
         directory_groups: old
             .map(|o| o.account.directory_groups.clone())
             .unwrap_or_default(),
+        subject: old.and_then(|o| o.account.subject.clone()),
     }
 }
 

@@ -348,6 +348,7 @@ impl Engine {
                 identity.description.as_deref(),
                 &identity.emails,
                 &identity.groups,
+                identity.subject.as_deref(),
             )
             .await
             .map_err(|e| {
@@ -358,6 +359,11 @@ impl Engine {
         // internal account or another directory's principal is not that principal.
         if method == Method::Oidc && stored.origin.as_str() != directory {
             tracing::warn!(directory, user = %identity.name.escape_debug(), owner = %stored.origin, "login refused: the name belongs to another directory's principal");
+            return Err(LoginError::InvalidCredentials);
+        }
+        // A name the provider gave to someone else before: the record is the first one's.
+        if identity.subject.is_some() && stored.account.subject != identity.subject {
+            tracing::warn!(directory, user = %identity.name.escape_debug(), "login refused: the name was recorded for another subject of this directory");
             return Err(LoginError::InvalidCredentials);
         }
         // Its groups were just stored with its record (`directoryGroups`).

@@ -117,6 +117,7 @@ async fn a_proven_identity_is_recorded_and_evaluated_like_a_login() {
         emails: vec!["carol@example.org".into()],
         groups: vec!["staff".into()],
         matched: Matched::Token,
+        subject: Some("c-1".into()),
     };
     let p = engine
         .login_proven(ProvenLogin {
@@ -144,6 +145,35 @@ async fn a_proven_identity_is_recorded_and_evaluated_like_a_login() {
         metrics.contains(r#"directory="corp",frontend="http",mechanism="oidc",outcome="success""#),
         "counted like every login"
     );
+    assert_eq!(
+        stored.account.subject.as_deref(),
+        Some("c-1"),
+        "bound to its subject"
+    );
+
+    // The provider gives the name to another person (another `sub`): not carol's record.
+    let login = |identity: Identity| {
+        let engine = engine.clone();
+        async move {
+            engine
+                .login_proven(ProvenLogin {
+                    frontend: Frontend::Http,
+                    mechanism: Mechanism::Oidc,
+                    directory: "corp",
+                    identity: &identity,
+                    service: Service::HTTP,
+                    remote_ip: None,
+                })
+                .await
+        }
+    };
+    let impostor = Identity {
+        subject: Some("c-2".into()),
+        ..identity.clone()
+    };
+    assert!(login(impostor).await.is_err(), "a reused name is refused");
+    let again = login(identity.clone()).await.unwrap();
+    assert_eq!(again.id, p.id, "the same subject is the same principal");
 }
 
 /// Finding 2 (issue 15): the throttle was checked before hashing and counted after, so 100
@@ -446,6 +476,7 @@ async fn an_overloaded_directory_ends_the_chain() {
                 emails: vec![],
                 groups: vec![],
                 matched: Matched::Password,
+                subject: None,
             }))
         },
         asked: Default::default(),

@@ -147,6 +147,10 @@ pub struct Identity {
     /// Group names as the directory reports them (matched to internal groups by name).
     pub groups: Vec<String>,
     pub matched: Matched,
+    /// The principal's stable id at a directory whose names can be reused (OIDC: the `sub`
+    /// of the directory's one issuer). The record made at the first login is bound to it, so
+    /// a later person given the same name is not that principal.
+    pub subject: Option<String>,
 }
 
 /// Why a directory that knows the user said no. Never shown to the client: every rejection

@@ -140,6 +140,7 @@ pub fn identity(stored: &StoredAccount, matched: Matched) -> Identity {
         emails: a.emails.clone(),
         groups: a.member_of.clone(),
         matched,
+        subject: None,
     }
 }
 

@@ -184,6 +184,10 @@ pub struct Account {
     /// Written by Postern only: provisioning refuses it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub directory_groups: Vec<String>,
+    /// The stable id the recording directory gave this principal (OIDC `sub`), bound at its
+    /// first login. Written by Postern only: provisioning refuses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 impl Account {

@@ -127,6 +127,7 @@ impl LdapDirectory {
             emails: entry.values(&a.email).to_vec(),
             groups: self.groups(entry).await?,
             matched: Matched::Password,
+            subject: None,
         })
     }
 

@@ -55,6 +55,7 @@ pub fn identity(
         emails,
         groups,
         matched: Matched::Token,
+        subject: claims.get("sub").and_then(Value::as_str).map(String::from),
     })
 }
 

@@ -160,6 +160,7 @@ impl SqlDirectory {
             emails,
             groups,
             matched: Matched::Password,
+            subject: None,
         })
     }
 }

@@ -28,7 +28,14 @@ async fn external_principal_keeps_a_stable_id_and_fresh_groups() {
     let store = store("external", 1).await;
     let groups = vec!["admins".to_string(), "staff".to_string()];
     let first = store
-        .record_external("corp", "ann", Some("Ann"), &["ann@x.org".into()], &groups)
+        .record_external(
+            "corp",
+            "ann",
+            Some("Ann"),
+            &["ann@x.org".into()],
+            &groups,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(first.origin, Origin::Directory("corp".into()));
@@ -36,7 +43,7 @@ async fn external_principal_keeps_a_stable_id_and_fresh_groups() {
 
     // Removed from `admins` in the directory: the next login refreshes the stored groups.
     let second = store
-        .record_external("corp", "ann", None, &[], &["staff".to_string()])
+        .record_external("corp", "ann", None, &[], &["staff".to_string()], None)
         .await
         .unwrap();
     assert_eq!(second.id, first.id);
@@ -64,7 +71,7 @@ async fn racing_first_logins_all_get_the_same_record() {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             store
-                .record_external("corp", "new", None, &[], &["staff".to_string()])
+                .record_external("corp", "new", None, &[], &["staff".to_string()], None)
                 .await
         }));
     }

@@ -137,11 +137,13 @@ impl Store {
         description: Option<&str>,
         emails: &[String],
         groups: &[String],
+        subject: Option<&str>,
     ) -> Result<StoredAccount, StoreError> {
         let facts = Facts {
             description,
             emails,
             groups,
+            subject,
         };
         let mut conn = self.db().acquire().await.map_err(StoreError::from_sqlx)?;
         if let Some(old) = read(&mut conn, name).await? {
@@ -186,6 +188,7 @@ impl Store {
                 roles: None,
                 permissions: Default::default(),
                 directory_groups: Vec::new(),
+                subject: None,
             },
         });
         let mut stored = facts.refresh(fresh);
@@ -210,6 +213,7 @@ struct Facts<'a> {
     description: Option<&'a str>,
     emails: &'a [String],
     groups: &'a [String],
+    subject: Option<&'a str>,
 }
 
 impl Facts<'_> {
@@ -222,6 +226,10 @@ impl Facts<'_> {
         stored.account.emails = self.emails.to_vec();
         if stored.origin != Origin::Internal {
             stored.account.directory_groups = self.groups.to_vec();
+            // Bound once, never moved: the caller compares it with the login's.
+            if stored.account.subject.is_none() {
+                stored.account.subject = self.subject.map(String::from);
+            }
         }
         stored
     }
@@ -372,6 +380,7 @@ impl Tx {
                 .as_ref()
                 .map(|o| o.account.directory_groups.clone())
                 .unwrap_or_default(),
+            subject: old.as_ref().and_then(|o| o.account.subject.clone()),
         };
         if let Some(r) = &input.roles {
             self.refs.roles(&what, r.explicit());
