@@ -175,6 +175,14 @@ fn oidc_login_lands_on_the_return_path_with_a_cookie_session_and_roles_from_grou
     let r = login_through_postern(&s, &mut m, "admin", Some("/"));
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(!m.cookies.contains_key("postern_session"));
+
+    // Nor is another person of the provider given alice's name (another `sub`): alice's
+    // record is bound to her subject.
+    let mut other = Browser::default();
+    let r = login_through_postern(&s, &mut other, "alice-2", Some("/"));
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(!other.cookies.contains_key("postern_session"));
+    assert!(s.daemon.logs().contains("recorded for another subject"));
 }
 
 #[test]
