@@ -5,6 +5,7 @@ mod activation;
 mod api;
 mod api_cli;
 mod api_schemathesis;
+mod api_tenant;
 mod cache;
 mod cli;
 mod config;
