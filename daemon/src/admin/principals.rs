@@ -73,11 +73,14 @@ fn model(input: &AccountInput, old: Option<&StoredAccount>) -> Account {
     }
 }
 
-/// The input that writes an account back as it is (the base of a merge patch).
+/// The input that writes an account back as it is (the base of a merge patch): the body
+/// without what only Postern writes, which `AccountInput` refuses.
 fn as_input_json(a: &Account) -> serde_json::Value {
     let mut v = serde_json::to_value(a).unwrap_or_default();
     if let Some(map) = v.as_object_mut() {
-        map.remove("directoryGroups");
+        for field in Account::WRITTEN_BY_POSTERN {
+            map.remove(field);
+        }
     }
     v
 }

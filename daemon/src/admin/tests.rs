@@ -279,3 +279,26 @@ async fn stale_versions_and_referenced_deletes_are_refused() {
     let exp = admin.explain(&root, "root", "impersonate").await.unwrap();
     assert!(exp.granted && exp.steps.last().unwrap().contains("GRANTED"));
 }
+
+/// A principal an OIDC directory recorded carries fields only Postern writes (its groups, its
+/// subject): a patch keeps them and is not refused for them.
+#[tokio::test]
+async fn a_patch_of_a_recorded_principal_keeps_what_postern_wrote() {
+    let (_d, admin) = admin().await;
+    let root = Actor::local();
+    let groups = ["staff".to_string()];
+    admin
+        .store
+        .record_external("corp", "dora", None, &[], &groups, Some("sub-1"))
+        .await
+        .unwrap();
+    let patch = serde_json::json!({"description": "Dora"});
+    let after = admin
+        .patch_principal(&root, "dora", &patch, None)
+        .await
+        .unwrap();
+    assert_eq!(after.description, "Dora");
+    let stored = admin.store.account("dora").await.unwrap().unwrap();
+    assert_eq!(stored.account.subject.as_deref(), Some("sub-1"));
+    assert_eq!(stored.account.directory_groups, groups);
+}

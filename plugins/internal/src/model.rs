@@ -191,6 +191,9 @@ pub struct Account {
 }
 
 impl Account {
+    /// Body fields only Postern writes (at directory logins): never part of an input.
+    pub const WRITTEN_BY_POSTERN: [&'static str; 2] = ["directoryGroups", "subject"];
+
     pub fn effective_roles(&self) -> RoleSet {
         match (&self.roles, self.kind) {
             (Some(r), _) => r.clone(),
