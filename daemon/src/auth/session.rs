@@ -124,7 +124,7 @@ impl Engine {
             if let Some((view, _)) = self.views.get(hash, basis, now) {
                 return Ok(Some(SessionView {
                     token: Some(token.to_string()),
-                    ..view
+                    ..SessionView::clone(&view)
                 }));
             }
         }
@@ -169,7 +169,12 @@ impl Engine {
                 if let (Some(rest), Ok(token)) =
                     (json.strip_prefix('{'), serde_json::to_string(token))
                 {
-                    return Ok(Some(format!("{{\"token\":{token},{rest}")));
+                    let mut out = String::with_capacity(json.len() + token.len() + 10);
+                    out.push_str("{\"token\":");
+                    out.push_str(&token);
+                    out.push(',');
+                    out.push_str(rest);
+                    return Ok(Some(out));
                 }
             }
         }

@@ -10,17 +10,18 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::SessionView;
 
 const CAPACITY: usize = 8192;
 
 struct Entry {
-    /// Without its token (put back per request).
-    view: SessionView,
+    /// Without its token (put back per request). Shared, not cloned, per hit: a deep clone
+    /// of a view (a string per permission name) was 40% of a cached request's instructions.
+    view: Arc<SessionView>,
     /// The same rendered as JSON, without its token: `GET /auth/session` answers with it.
-    json: std::sync::Arc<str>,
+    json: Arc<str>,
     /// Unix seconds.
     expires_at: i64,
     /// The store's cache epoch and the policy's generation the view was computed under.
@@ -55,7 +56,7 @@ impl SessionViews {
         hash: &str,
         basis: Basis,
         now: i64,
-    ) -> Option<(SessionView, std::sync::Arc<str>)> {
+    ) -> Option<(Arc<SessionView>, Arc<str>)> {
         let found = self.find(hash, basis, now);
         let counter = if found.is_some() {
             &self.hits
@@ -79,7 +80,7 @@ impl SessionViews {
         hash: &str,
         basis: Basis,
         now: i64,
-    ) -> Option<(SessionView, std::sync::Arc<str>)> {
+    ) -> Option<(Arc<SessionView>, Arc<str>)> {
         let mut maps = self.lock();
         let fresh = |e: &Entry| {
             e.epoch == basis.epoch && e.generation == basis.generation && e.expires_at > now
@@ -105,7 +106,7 @@ impl SessionViews {
             return;
         };
         let entry = Entry {
-            view,
+            view: Arc::new(view),
             json: json.into(),
             expires_at,
             epoch: basis.epoch,
