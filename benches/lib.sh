@@ -76,15 +76,18 @@ user_password() { printf 'pw-%d-bench' "$1"; }
 # make_hashes SCHEME K OUT — writes "name<TAB>{SCHEME}hash" lines. sha512-crypt hashes come from
 # mkpasswd (glibc crypt, 5000 rounds, what `doveadm pw -s SHA512-CRYPT` makes); argon2id hashes
 # from `postern hash-password` (Postern's parameters for new hashes), prefixed {ARGON2ID} so
-# Dovecot reads them.
+# Dovecot reads them; with ARGON2_FROM=dovecot from `doveadm pw -s ARGON2ID` (Dovecot's own
+# default, m=65536 KiB, t=3, p=1: a common production setting).
 make_hashes() {
     local scheme=$1 k=$2 out=$3
-    export POSTERN_BIN SCHEME_ARG=$scheme
+    export POSTERN_BIN SCHEME_ARG=$scheme ARGON2_FROM=${ARGON2_FROM:-postern}
     seq 1 "$k" | xargs -P "$(nproc)" -I{} bash -c '
         i={}; name=$(printf "user%04d" "$i"); pw=$(printf "pw-%d-bench" "$i")
         case $SCHEME_ARG in
           sha512-crypt) h="{SHA512-CRYPT}$(printf %s "$pw" | mkpasswd -m sha-512 -s)" ;;
-          argon2id) h="{ARGON2ID}$(printf %s "$pw" | "$POSTERN_BIN" hash-password)" ;;
+          argon2id)
+            if [ "$ARGON2_FROM" = dovecot ]; then h=$(doveadm pw -s ARGON2ID -p "$pw")
+            else h="{ARGON2ID}$(printf %s "$pw" | "$POSTERN_BIN" hash-password)"; fi ;;
           plain) h="{PLAIN}$pw" ;;
         esac
         printf "%s\t%s\n" "$name" "$h"' > "$out.unsorted"
