@@ -1,10 +1,9 @@
-//! The argon2 computation against RFC 9106's test vectors and against the `argon2` crate.
+//! The argon2 computation against RFC 9106's test vectors and against RustCrypto's `argon2`.
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use proptest::prelude::*;
 
-use super::compress::Engine;
-use super::{hash, hash_with, Argon2Error, Inputs, Variant};
+use super::{hash, kept_blocks, Argon2Error, Inputs, Variant, KEEP_BYTES};
 
 /// RFC 9106 §5: 32 bytes of 0x01 as password, 16 of 0x02 as salt, 8 of 0x03 as secret, 12
 /// of 0x04 as associated data, m=32, t=3, p=4, a 32-byte tag.
@@ -22,20 +21,12 @@ fn rfc_inputs(variant: Variant) -> Inputs<'static> {
     }
 }
 
-fn engines() -> Vec<Engine> {
-    let mut engines = vec![Engine::Portable];
-    if Engine::detect() != Engine::Portable {
-        engines.push(Engine::detect());
-    }
-    engines
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]
-fn rfc_9106_vectors_on_every_engine() {
+fn rfc_9106_vectors() {
     let vectors = [
         (
             Variant::D,
@@ -50,22 +41,25 @@ fn rfc_9106_vectors_on_every_engine() {
             "0d640df58d78766c08c037a34a8b53c9d01ef0452d75b65eb52520e96b01e659",
         ),
     ];
-    for engine in engines() {
-        for (variant, expected) in vectors {
-            let mut tag = [0u8; 32];
-            hash_with(engine, &rfc_inputs(variant), &mut tag).unwrap();
-            assert_eq!(hex(&tag), expected, "{variant:?} on {engine:?}");
-        }
+    for (variant, expected) in vectors {
+        let mut tag = [0u8; 32];
+        hash(&rfc_inputs(variant), &mut tag).unwrap();
+        assert_eq!(hex(&tag), expected, "{variant:?}");
     }
 }
 
+/// Where the CPU has AVX2, the vector code is what runs (not the portable fallback).
 #[test]
-fn the_detected_engine_is_avx2_where_the_cpu_has_it() {
+fn the_compression_uses_the_cpus_vectors() {
     #[cfg(target_arch = "x86_64")]
-    assert_eq!(
-        Engine::detect() == Engine::Avx2,
-        std::arch::is_x86_feature_detected!("avx2")
-    );
+    if std::arch::is_x86_feature_detected!("avx2") {
+        use argon2_rust::Backend;
+        let backend = argon2_rust::detected_backend();
+        assert!(
+            matches!(backend, Backend::Avx2 | Backend::Avx512),
+            "{backend:?}"
+        );
+    }
 }
 
 #[test]
@@ -122,6 +116,26 @@ fn kept_memory_gives_the_same_tags() {
     assert_ne!(a, b);
 }
 
+/// Up to [`KEEP_BYTES`] stays with the thread; more is released after the computation.
+#[test]
+fn kept_memory_is_bounded() {
+    let kept = Inputs {
+        m_cost: 65536,
+        t_cost: 1,
+        lanes: 1,
+        ..rfc_inputs(Variant::Id)
+    };
+    let too_much = Inputs {
+        m_cost: 65536 + 64,
+        ..kept
+    };
+    let mut tag = [0u8; 32];
+    hash(&kept, &mut tag).unwrap();
+    assert_eq!(kept_blocks() * 1024, KEEP_BYTES);
+    hash(&too_much, &mut tag).unwrap();
+    assert_eq!(kept_blocks(), 0);
+}
+
 fn reference(inputs: &Inputs<'_>, len: usize) -> Vec<u8> {
     let algorithm = match inputs.variant {
         Variant::D => Algorithm::Argon2d,
@@ -145,7 +159,7 @@ fn reference(inputs: &Inputs<'_>, len: usize) -> Vec<u8> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
-    /// Agrees with RustCrypto's `argon2` on random inputs, on every engine.
+    /// Agrees with RustCrypto's `argon2` on random inputs.
     #[test]
     fn agrees_with_the_argon2_crate(
         password in proptest::collection::vec(any::<u8>(), 0..80),
@@ -170,10 +184,8 @@ proptest! {
             associated: &[],
         };
         let expected = reference(&inputs, len);
-        for engine in engines() {
-            let mut tag = vec![0u8; len];
-            hash_with(engine, &inputs, &mut tag).unwrap();
-            prop_assert_eq!(&tag, &expected);
-        }
+        let mut tag = vec![0u8; len];
+        hash(&inputs, &mut tag).unwrap();
+        prop_assert_eq!(&tag, &expected);
     }
 }
