@@ -277,11 +277,14 @@ start_pg() {
 # bench NAME SOCKET C N SECONDS [HOST:PORT] — runs postern-bench, prints its result line; with
 # HOST:PORT it also times that listener's /healthz every 100 ms during the run (probe_*_ms).
 bench() {
-    local name=$1 socket=$2 c=$3 n=$4 secs=$5 probe=()
+    local name=$1 socket=$2 c=$3 n=$4 secs=$5 probe=() who
     [ -n "${6:-}" ] && probe=(--probe "$6")
+    # BENCH_USER_FILE (name<TAB>password lines) spreads the load over its users.
+    if [ -n "${BENCH_USER_FILE:-}" ] && [ "$c$n" != 11 ]; then who=(--user-file "$BENCH_USER_FILE")
+    else who=(--user "$(user_name 1)" --password "$(user_password 1)"); fi
     local out
-    out=$(RUST_BACKTRACE=0 "$BENCH_BIN" --connect "unix:$socket" --user "$(user_name 1)" \
-        --password "$(user_password 1)" -c "$c" -n "$n" -d "$secs" "${probe[@]}" 2>&1) \
+    out=$(RUST_BACKTRACE=0 "$BENCH_BIN" --connect "unix:$socket" "${who[@]}" \
+        -c "$c" -n "$n" -d "$secs" "${probe[@]}" 2>&1) \
         || die "postern-bench against $name failed: $out"
     printf '%s\n' "$out" | tail -1
 }
