@@ -754,3 +754,16 @@ proptest! {
         prop_assert_eq!(verify(&stored, &wrong), Ok(false), "{}", stored);
     }
 }
+
+/// The hashing threads yield to the runtime's under contention (`queue::NICE`).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn hashing_threads_run_at_a_lower_priority() {
+    // SAFETY: getpriority reads the calling thread's nice value; no memory is touched.
+    let nice = || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    let ours = nice();
+    let hasher = Hasher::new(1);
+    let theirs = hasher.run(move || Ok(nice())).await.unwrap();
+    assert_eq!(theirs, (ours + super::queue::NICE).min(19));
+    assert!(theirs > ours || ours == 19);
+}
