@@ -62,7 +62,7 @@ fn measure(m: u32, t: u32, runs: usize) {
     println!("  argon2 crate 0.5, fresh memory (as Postern used it): {crate_fresh:8.2} ms");
     println!("  argon2 crate 0.5, memory reused:                     {crate_kept:8.2} ms");
     println!(
-        "  postern-argon2 (argon2-rust, memory kept):         {ours:8.2} ms ({:.2}x)",
+        "  postern-argon2 (argon2-rust, memory kept):           {ours:8.2} ms ({:.2}x)",
         crate_fresh / ours
     );
 }
