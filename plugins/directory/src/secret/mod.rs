@@ -324,7 +324,7 @@ fn sha512_crypt<'a>(
 }
 
 /// New hashes are argon2id with the argon2 crate's default (OWASP) parameters (m=19456 KiB,
-/// t=2, p=1), a 16-byte random salt and a 32-byte tag, computed by [`argon2_core`].
+/// t=2, p=1), a 16-byte random salt and a 32-byte tag, computed by `postern_argon2`.
 pub fn hash_password(password: &[u8]) -> Result<String, SecretError> {
     use argon2::Params;
     let mut salt = [0u8; 16];
