@@ -26,6 +26,11 @@
 #   --only dovecot|postern   run one half only (e.g. Dovecot before a Postern plugin exists)
 #   --postern BIN the postern binary (default target/release/postern; postern-bench beside it)
 #   --keep        keep the work directory (configs, logs) and print its path
+#   --argon2 postern|dovecot   who makes the argon2id hashes: `postern hash-password`
+#                 (default; m=19456 KiB, t=2) or `doveadm pw -s ARGON2ID` (m=65536 KiB, t=3).
+#                 With dovecot the load goes to all K users in turn: 32 logins in flight for
+#                 one user at ~0.1-0.5 s each exceed Postern's per-account throttle, which
+#                 counts an attempt still being verified as a failure
 #
 # Each server runs alone on the machine while it is measured (one after the other), on a unix
 # socket, with its defaults otherwise: Dovecot's auth workers (auth_worker_max_count = 30) and
@@ -51,6 +56,7 @@ while [ $# -gt 0 ]; do
         --only) ONLY=$2; shift 2 ;;
         --postern) POSTERN_BIN=$(realpath "$2"); shift 2 ;;
         --keep) KEEP=1; shift ;;
+        --argon2) ARGON2_FROM=$2; shift 2 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         all) MODES+=(sha512-crypt argon2id ldap-bind ldap-lookup sql-pg plain cache-hit); shift ;;
         sha512-crypt|argon2id|ldap-bind|ldap-lookup|sql-pg|plain|cache-hit) MODES+=("$1"); shift ;;
@@ -59,6 +65,7 @@ while [ $# -gt 0 ]; do
 done
 [ ${#MODES[@]} -gt 0 ] || die "no MODE given (see --help)"
 case $ONLY in ""|dovecot|postern) ;; *) die "--only takes dovecot or postern" ;; esac
+case ${ARGON2_FROM:=postern} in postern|dovecot) ;; *) die "--argon2 takes postern or dovecot" ;; esac
 BENCH_BIN=$(dirname "$POSTERN_BIN")/postern-bench
 if [ "$ONLY" != dovecot ]; then
     [ -x "$POSTERN_BIN" ] && [ -x "$BENCH_BIN" ] \
@@ -127,6 +134,12 @@ run_passwd_file() {
     local mode=$1 hashes=$WORK/hashes-$1.tsv
     log "$mode: hashing $K passwords"
     make_hashes "$mode" "$K" "$hashes"
+    [ "$mode" != argon2id ] || log "argon2id hashes: $(cut -f2 "$hashes" | head -1 | cut -d'$' -f2-4)"
+    if [ "$mode" = argon2id ] && [ "$ARGON2_FROM" = dovecot ]; then
+        BENCH_USER_FILE=$WORK/passwords-$mode.tsv
+        for i in $(seq 1 "$K"); do printf '%s\t%s\n' "$(user_name "$i")" "$(user_password "$i")"; done \
+            > "$BENCH_USER_FILE"
+    fi
     if [ "$ONLY" != postern ]; then
         tr '\t' ':' < "$hashes" > "$WORK/users-$mode"
         chmod 644 "$WORK/users-$mode"

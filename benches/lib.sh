@@ -76,15 +76,18 @@ user_password() { printf 'pw-%d-bench' "$1"; }
 # make_hashes SCHEME K OUT — writes "name<TAB>{SCHEME}hash" lines. sha512-crypt hashes come from
 # mkpasswd (glibc crypt, 5000 rounds, what `doveadm pw -s SHA512-CRYPT` makes); argon2id hashes
 # from `postern hash-password` (Postern's parameters for new hashes), prefixed {ARGON2ID} so
-# Dovecot reads them.
+# Dovecot reads them; with ARGON2_FROM=dovecot from `doveadm pw -s ARGON2ID` (Dovecot's own
+# default, m=65536 KiB, t=3, p=1: a common production setting).
 make_hashes() {
     local scheme=$1 k=$2 out=$3
-    export POSTERN_BIN SCHEME_ARG=$scheme
+    export POSTERN_BIN SCHEME_ARG=$scheme ARGON2_FROM=${ARGON2_FROM:-postern}
     seq 1 "$k" | xargs -P "$(nproc)" -I{} bash -c '
         i={}; name=$(printf "user%04d" "$i"); pw=$(printf "pw-%d-bench" "$i")
         case $SCHEME_ARG in
           sha512-crypt) h="{SHA512-CRYPT}$(printf %s "$pw" | mkpasswd -m sha-512 -s)" ;;
-          argon2id) h="{ARGON2ID}$(printf %s "$pw" | "$POSTERN_BIN" hash-password)" ;;
+          argon2id)
+            if [ "$ARGON2_FROM" = dovecot ]; then h=$(doveadm pw -s ARGON2ID -p "$pw")
+            else h="{ARGON2ID}$(printf %s "$pw" | "$POSTERN_BIN" hash-password)"; fi ;;
           plain) h="{PLAIN}$pw" ;;
         esac
         printf "%s\t%s\n" "$name" "$h"' > "$out.unsorted"
@@ -274,11 +277,14 @@ start_pg() {
 # bench NAME SOCKET C N SECONDS [HOST:PORT] — runs postern-bench, prints its result line; with
 # HOST:PORT it also times that listener's /healthz every 100 ms during the run (probe_*_ms).
 bench() {
-    local name=$1 socket=$2 c=$3 n=$4 secs=$5 probe=()
+    local name=$1 socket=$2 c=$3 n=$4 secs=$5 probe=() who
     [ -n "${6:-}" ] && probe=(--probe "$6")
+    # BENCH_USER_FILE (name<TAB>password lines) spreads the load over its users.
+    if [ -n "${BENCH_USER_FILE:-}" ] && [ "$c$n" != 11 ]; then who=(--user-file "$BENCH_USER_FILE")
+    else who=(--user "$(user_name 1)" --password "$(user_password 1)"); fi
     local out
-    out=$(RUST_BACKTRACE=0 "$BENCH_BIN" --connect "unix:$socket" --user "$(user_name 1)" \
-        --password "$(user_password 1)" -c "$c" -n "$n" -d "$secs" "${probe[@]}" 2>&1) \
+    out=$(RUST_BACKTRACE=0 "$BENCH_BIN" --connect "unix:$socket" "${who[@]}" \
+        -c "$c" -n "$n" -d "$secs" "${probe[@]}" 2>&1) \
         || die "postern-bench against $name failed: $out"
     printf '%s\n' "$out" | tail -1
 }

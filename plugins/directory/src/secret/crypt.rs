@@ -3,13 +3,12 @@
 //! `{BLF-CRYPT}`, `{SHA512-CRYPT}`, ….
 
 use argon2::password_hash::PasswordHash;
-use argon2::password_hash::PasswordVerifier as _;
-use argon2::Argon2;
 use md5::{Digest, Md5};
 use sha_crypt::PasswordVerifier as _;
 use zeroize::Zeroizing;
 
 use super::{codec, phc, Limits, Scheme, SecretError};
+use postern_argon2::{Inputs, Variant};
 
 /// Which verifier a modular-crypt string goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,11 +133,38 @@ fn verify_argon2(s: &str, password: &[u8], limits: &Limits) -> Result<bool, Secr
     {
         return Err(SecretError::CostTooHigh { scheme: SCHEME });
     }
-    match Argon2::default().verify_password(password, &hash) {
-        Ok(()) => Ok(true),
-        Err(argon2::password_hash::Error::Password) => Ok(false),
-        Err(_) => Err(SecretError::Malformed { scheme: SCHEME }),
-    }
+    let variant = match hash.algorithm.as_str() {
+        "argon2id" => Variant::Id,
+        "argon2i" => Variant::I,
+        "argon2d" => Variant::D,
+        _ => return Err(SecretError::Malformed { scheme: SCHEME }),
+    };
+    let version = hash.version.unwrap_or(0x13);
+    let expected = hash.hash.ok_or(SecretError::Malformed { scheme: SCHEME })?;
+    let mut salt = [0u8; 64];
+    let salt = hash
+        .salt
+        .ok_or(SecretError::Malformed { scheme: SCHEME })?
+        .decode_b64(&mut salt)
+        .map_err(malformed)?;
+    let inputs = Inputs {
+        variant,
+        version,
+        m_cost: params.m_cost(),
+        t_cost: params.t_cost(),
+        lanes: params.p_cost(),
+        password,
+        salt,
+        secret: &[],
+        associated: params.data(),
+    };
+    let mut computed = Zeroizing::new([0u8; 64]);
+    let computed = computed
+        .get_mut(..expected.len())
+        .ok_or(SecretError::Malformed { scheme: SCHEME })?;
+    postern_argon2::hash(&inputs, computed)
+        .map_err(|_| SecretError::Malformed { scheme: SCHEME })?;
+    Ok(codec::ct_eq(computed, expected.as_bytes()))
 }
 
 /// `$2a$` / `$2b$` / `$2y$` (identical for every password without the 2011 sign-extension

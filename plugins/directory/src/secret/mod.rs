@@ -30,8 +30,8 @@ mod tests;
 mod vectors;
 mod verify_cache;
 
-use argon2::password_hash::{PasswordHasher, SaltString};
-use argon2::Argon2;
+use base64::Engine as _;
+use rand::RngCore as _;
 
 pub use admission::{QueueLimits, Refusal, Refusals};
 use codec::DigestAlgo;
@@ -323,13 +323,40 @@ fn sha512_crypt<'a>(
     }
 }
 
-/// New hashes are argon2id with the argon2 crate's default (OWASP) parameters.
+/// New hashes are argon2id with the argon2 crate's default (OWASP) parameters (m=19456 KiB,
+/// t=2, p=1), a 16-byte random salt and a 32-byte tag, computed by `postern_argon2`.
 pub fn hash_password(password: &[u8]) -> Result<String, SecretError> {
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::default()
-        .hash_password(password, &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| SecretError::Hashing(e.to_string()))
+    use argon2::Params;
+    let mut salt = [0u8; 16];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut salt)
+        .map_err(|e| SecretError::Hashing(e.to_string()))?;
+    let (m, t, p) = (
+        Params::DEFAULT_M_COST,
+        Params::DEFAULT_T_COST,
+        Params::DEFAULT_P_COST,
+    );
+    let inputs = postern_argon2::Inputs {
+        variant: postern_argon2::Variant::Id,
+        version: 0x13,
+        m_cost: m,
+        t_cost: t,
+        lanes: p,
+        password,
+        salt: &salt,
+        secret: &[],
+        associated: &[],
+    };
+    let mut tag = zeroize::Zeroizing::new([0u8; Params::DEFAULT_OUTPUT_LEN]);
+    postern_argon2::hash(&inputs, tag.as_mut_slice())
+        .map_err(|e| SecretError::Hashing(e.to_string()))?;
+    // PHC strings use standard Base64 without padding.
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    Ok(format!(
+        "$argon2id$v=19$m={m},t={t},p={p}${}${}",
+        b64.encode(salt),
+        b64.encode(tag.as_slice())
+    ))
 }
 
 /// A fixed argon2id hash of a random password nobody knows, with exactly the parameters

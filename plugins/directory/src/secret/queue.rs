@@ -125,6 +125,7 @@ impl Drop for Closer {
 
 /// One worker: runs jobs until every [`super::Hasher`] clone is gone and the queue is empty.
 pub(super) fn work_loop(queue: Arc<Queue>, batched: Arc<AtomicUsize>) {
+    lower_priority();
     while let Some(work) = queue.take() {
         // A panicking scheme must not take the thread with it: the jobs' reply channels are
         // dropped, so their callers see `TaskFailed`, and the thread takes the next job.
@@ -147,5 +148,27 @@ pub(super) fn work_loop(queue: Arc<Queue>, batched: Arc<AtomicUsize>) {
                 }
             }
         }));
+    }
+}
+
+/// How much lower than the daemon's other threads a hashing thread is scheduled (nice).
+pub(super) const NICE: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority by [`NICE`]. Slow hashes (argon2id at
+/// 64 MiB: 0.1–0.2 s each) otherwise share the cores evenly with the async runtime's workers,
+/// and a health check or a `{PLAIN}` login arriving while every core hashes waits for the
+/// scheduler's next turn (over 10 ms at the /healthz p99 measured). Nice only matters under
+/// contention: with nothing else to run, the hashing threads still use every core.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: getpriority/setpriority read and set a scheduling attribute and touch no
+        // memory of ours. On Linux the nice value is per thread, and `who = 0` with
+        // PRIO_PROCESS names the calling thread. Failure (a sandbox refusing it) only leaves
+        // the priority as it was.
+        unsafe {
+            let current = libc::getpriority(libc::PRIO_PROCESS, 0);
+            let _ = libc::setpriority(libc::PRIO_PROCESS, 0, (current + NICE).min(19));
+        }
     }
 }

@@ -721,3 +721,49 @@ async fn a_job_whose_caller_is_gone_is_never_run() {
     let r = hasher.check(None, "{PLAIN}pw".into(), "pw").await;
     assert_eq!(r.unwrap(), Verdict::Match);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// PHC strings the `argon2` crate writes (any variant, both versions, associated data)
+    /// verify through `postern_argon2` as the crate verifies them.
+    #[test]
+    fn argon2_strings_of_the_argon2_crate_verify(
+        password in proptest::collection::vec(any::<u8>(), 0..40),
+        algorithm in prop::sample::select(vec![
+            argon2::Algorithm::Argon2id, argon2::Algorithm::Argon2i, argon2::Algorithm::Argon2d,
+        ]),
+        version in prop::sample::select(vec![argon2::Version::V0x13, argon2::Version::V0x10]),
+        lanes in 1u32..3,
+        extra in 0u32..100,
+        t_cost in 1u32..3,
+        data in proptest::option::of(proptest::collection::vec(any::<u8>(), 1..16)),
+    ) {
+        use argon2::password_hash::{PasswordHasher as _, SaltString};
+        let mut params = argon2::ParamsBuilder::new();
+        params.m_cost(8 * lanes + extra).t_cost(t_cost).p_cost(lanes);
+        if let Some(data) = &data {
+            params.data(argon2::AssociatedData::new(data).unwrap());
+        }
+        let hasher = argon2::Argon2::new(algorithm, version, params.build().unwrap());
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let stored = hasher.hash_password(&password, &salt).unwrap().to_string();
+        prop_assert_eq!(verify(&stored, &password), Ok(true), "{}", stored);
+        let mut wrong = password.clone();
+        wrong.push(b'!');
+        prop_assert_eq!(verify(&stored, &wrong), Ok(false), "{}", stored);
+    }
+}
+
+/// The hashing threads yield to the runtime's under contention (`queue::NICE`).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn hashing_threads_run_at_a_lower_priority() {
+    // SAFETY: getpriority reads the calling thread's nice value; no memory is touched.
+    let nice = || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    let ours = nice();
+    let hasher = Hasher::new(1);
+    let theirs = hasher.run(move || Ok(nice())).await.unwrap();
+    assert_eq!(theirs, (ours + super::queue::NICE).min(19));
+    assert!(theirs > ours || ours == 19);
+}
