@@ -1,6 +1,10 @@
 //! Prometheus metrics (SPEC §7). Names live here and nowhere else; labels never carry user names
 //! or addresses, so their cardinality is bounded by configuration.
 
+mod handles;
+
+use std::sync::Arc;
+
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -34,9 +38,16 @@ pub struct Metrics {
     pub store_cache: IntCounterVec,
     /// Logins' password verifications answered by the verification cache (hit) or computed.
     pub verify_cache: IntCounterVec,
+    /// Bearer JWTs (ours, a provider's) answered by the cache of verified tokens (hit) or
+    /// verified (miss).
+    pub token_cache: IntCounterVec,
     /// `/api/v1` requests by resource, method and status, and their durations.
     pub api_requests: IntCounterVec,
     pub api_duration: HistogramVec,
+    /// The per-login series, resolved once (`metrics/handles.rs`).
+    handles: Arc<handles::Handles>,
+    /// `forward_auth`'s series, which exist from the start, by outcome.
+    forward_auth_outcomes: Arc<[(&'static str, IntCounter)]>,
 }
 
 /// Outcome labels of `postern_auth_requests_total`.
@@ -136,17 +147,19 @@ fn forward_auth(r: &Registry) -> R<IntCounterVec> {
         "GET /auth/verify answers by outcome (allowed, unauthenticated, forbidden, bad_request, unavailable).",
         &["outcome"],
     )?;
-    for outcome in [
-        "allowed",
-        "unauthenticated",
-        "forbidden",
-        "bad_request",
-        "unavailable",
-    ] {
+    for outcome in FORWARD_AUTH_OUTCOMES {
         c.with_label_values(&[outcome]).inc_by(0);
     }
     Ok(c)
 }
+
+const FORWARD_AUTH_OUTCOMES: [&str; 5] = [
+    "allowed",
+    "unauthenticated",
+    "forbidden",
+    "bad_request",
+    "unavailable",
+];
 
 impl Metrics {
     /// Fails only if a name above were malformed or registered twice (a test proves neither).
@@ -259,6 +272,12 @@ impl Metrics {
                 "Password verifications of logins answered by the verification cache ([authentication] cache-size) without hashing (hit), or computed (miss).",
                 &["result"],
             )?,
+            token_cache: counter(
+                &r,
+                "postern_token_cache_requests_total",
+                "Uses of signed bearer tokens (issuer postern: this server's access tokens; provider: OIDC directories' JWTs) answered by the cache of verified tokens without a signature check (hit), or verified (miss).",
+                &["issuer", "result"],
+            )?,
             api_requests: counter(
                 &r,
                 "postern_api_requests_total",
@@ -271,7 +290,16 @@ impl Metrics {
                 "Time to answer a management API request, by resource and method.",
                 &["resource", "method"],
             )?,
+            handles: Arc::new(handles::Handles::new()),
+            forward_auth_outcomes: Arc::new([]),
             registry: r,
+        })
+        .map(|mut m| {
+            m.forward_auth_outcomes = FORWARD_AUTH_OUTCOMES
+                .iter()
+                .map(|o| (*o, m.forward_auth.with_label_values(&[o])))
+                .collect();
+            m
         })
     }
 
@@ -292,12 +320,40 @@ impl Metrics {
         outcome: Outcome,
         seconds: f64,
     ) {
-        self.auth_requests
-            .with_label_values(&[frontend, mechanism, directory, outcome.as_str()])
-            .inc();
-        self.auth_duration
-            .with_label_values(&[frontend, outcome.as_str()])
-            .observe(seconds);
+        self.handles.auth(
+            (&self.auth_requests, &self.auth_duration),
+            [frontend, mechanism, directory],
+            (outcome as usize, outcome.as_str()),
+            seconds,
+        );
+    }
+
+    /// One `GET /auth/verify` answer; `outcome` is one of five fixed words.
+    pub fn forward_auth(&self, outcome: &str) {
+        match self
+            .forward_auth_outcomes
+            .iter()
+            .find(|(o, _)| *o == outcome)
+        {
+            Some((_, c)) => c.inc(),
+            None => self.forward_auth.with_label_values(&[outcome]).inc(),
+        }
+    }
+
+    /// One password verification of `scheme` (a hash computed, not a cache hit).
+    pub fn hash_verification(&self, scheme: &'static str) {
+        self.handles
+            .hash_verification(&self.hash_verifications, scheme);
+    }
+
+    /// One directory's answer (`found`, `unknown`, `rejected`, `error`) and how long it took.
+    pub fn directory_answer(&self, directory: &str, answer: &str, seconds: f64) {
+        self.handles.directory_answer(
+            (&self.directory_requests, &self.directory_duration),
+            directory,
+            answer,
+            seconds,
+        );
     }
 }
 
@@ -336,5 +392,50 @@ mod tests {
         ] {
             assert!(text.contains(name), "{name} missing");
         }
+    }
+
+    /// The handles resolved once count into the very series the label lookup gives, a clone
+    /// of the metrics shares them, and unknown labels still count (by lookup).
+    #[test]
+    fn resolved_handles_are_the_labelled_series() {
+        let m = Metrics::new().unwrap();
+        let c = m.clone();
+        for metrics in [&m, &c, &m] {
+            metrics.auth("dovecot-auth", "plain", "internal", Outcome::Success, 0.001);
+            metrics.directory_answer("internal", "found", 0.001);
+            metrics.hash_verification("plain");
+            metrics.forward_auth("allowed");
+        }
+        m.auth("dovecot-auth", "plain", "internal", Outcome::Failure, 0.5);
+        m.auth("other-frontend", "plain", "ldap", Outcome::Success, 0.1);
+        m.directory_answer("ldap", "odd-answer", 0.1);
+        let series = |labels: &[&str]| {
+            m.auth_requests
+                .with_label_values(&[labels[0], labels[1], labels[2], labels[3]])
+                .get()
+        };
+        assert_eq!(series(&["dovecot-auth", "plain", "internal", "success"]), 3);
+        assert_eq!(series(&["dovecot-auth", "plain", "internal", "failure"]), 1);
+        assert_eq!(series(&["other-frontend", "plain", "ldap", "success"]), 1);
+        let seconds = |outcome: &str| {
+            m.auth_duration
+                .with_label_values(&["dovecot-auth", outcome])
+                .get_sample_count()
+        };
+        assert_eq!((seconds("success"), seconds("failure")), (3, 1));
+        let answers = |d: &str, a: &str| m.directory_requests.with_label_values(&[d, a]).get();
+        assert_eq!(answers("internal", "found"), 3);
+        assert_eq!(answers("ldap", "odd-answer"), 1);
+        assert_eq!(
+            m.directory_duration
+                .with_label_values(&["internal"])
+                .get_sample_count(),
+            3
+        );
+        assert_eq!(m.hash_verifications.with_label_values(&["plain"]).get(), 3);
+        assert_eq!(m.forward_auth.with_label_values(&["allowed"]).get(), 3);
+        assert!(m.render().contains(
+            r#"postern_auth_requests_total{directory="internal",frontend="dovecot-auth",mechanism="plain",outcome="success"} 3"#
+        ));
     }
 }

@@ -68,10 +68,8 @@ pub fn hasher(config: &Config, metrics: Option<&Metrics>) -> Hasher {
         Hasher::with_limits(limit, bounds).with_verify_cache(config.authentication.verify_cache());
     match metrics {
         Some(m) => {
-            let counter = m.hash_verifications.clone();
-            hasher.with_observer(Arc::new(move |scheme| {
-                counter.with_label_values(&[scheme]).inc()
-            }))
+            let m = m.clone();
+            hasher.with_observer(Arc::new(move |scheme| m.hash_verification(scheme)))
         }
         None => hasher,
     }

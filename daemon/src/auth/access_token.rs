@@ -5,6 +5,7 @@
 //! daemon sharing the store).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use postern_directory::secret::Verdict;
 use postern_directory::PrincipalType;
@@ -34,6 +35,12 @@ pub enum ClientAuthError {
     /// Too many failed attempts for this client or from this address.
     #[error("too many failed attempts")]
     Throttled(std::time::Duration),
+}
+
+/// What [`Engine::access_tokens`] keeps of a verified access token (never the token).
+pub struct VerifiedAccess {
+    kid: String,
+    claims: AccessClaims,
 }
 
 /// A verified access token and who it stands for now.
@@ -234,7 +241,7 @@ impl Engine {
     /// `Ok(None)` for anything else.
     pub async fn access_token(&self, token: &str) -> Result<Option<TokenPrincipal>, StoreError> {
         let now = self.clock.unix();
-        let claims = match self.oauth.verify_access(token, now).await {
+        let claims = match self.verified_access(token, now).await {
             Ok(Some(c)) => c,
             Ok(None) => return Ok(None),
             Err(crate::oauth::KeyError::Store(e)) => return Err(e),
@@ -280,6 +287,44 @@ impl Engine {
             }
         };
         Ok(Some(TokenPrincipal { claims, principal }))
+    }
+
+    /// The claims of one of our access tokens, its signature checked once: later uses are
+    /// answered from [`Engine::access_tokens`] until its `exp` (the engine's clock), while the
+    /// key that signed it is still published. Only the signature and claims are cached: the
+    /// revocation list, the grant, the client and the account are read per use by
+    /// [`Engine::access_token`] as before, so every revocation is in force at once here and on
+    /// every daemon sharing the store, exactly as without the cache.
+    async fn verified_access(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<Option<AccessClaims>, crate::oauth::KeyError> {
+        if !crate::oauth::jwt::looks_like_jwt(token) {
+            return Ok(None);
+        }
+        let digest = self.access_tokens.digest(token);
+        if let Some(hit) = self.access_tokens.get(&digest, now) {
+            // A rotation that removed the signing key ends its tokens, cached or not.
+            if self.oauth.keys.publishes(&hit.kid, now).await? {
+                return Ok(Some(hit.claims.clone()));
+            }
+            self.access_tokens.invalidate(&digest);
+            return Ok(None);
+        }
+        let Some((kid, claims)) = self.oauth.verify_access_signed(token, now).await? else {
+            return Ok(None);
+        };
+        let exp = claims.exp;
+        self.access_tokens.insert(
+            digest,
+            Arc::new(VerifiedAccess {
+                kid,
+                claims: claims.clone(),
+            }),
+            exp,
+        );
+        Ok(Some(claims))
     }
 
     /// [`Engine::access_token`] as a bearer: `None` unless the principal may log in.

@@ -27,6 +27,7 @@ pub struct BearerAttempt<'a> {
 impl Engine {
     pub async fn login_bearer(&self, a: BearerAttempt<'_>) -> Result<Principal, LoginError> {
         let started = Instant::now();
+        self.keep_current().await;
         let (result, directory) = self.login_bearer_inner(&a).await;
         let user = match &result {
             Ok(p) => p.name.as_str(),

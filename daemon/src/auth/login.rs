@@ -80,6 +80,7 @@ enum Found {
 impl Engine {
     pub async fn login(&self, a: PasswordAttempt<'_>) -> Result<Principal, LoginError> {
         let started = Instant::now();
+        self.keep_current().await;
         let (result, directory) = self.login_inner(&a).await;
         self.record(
             &AuthEvent {
@@ -98,6 +99,7 @@ impl Engine {
 
     pub async fn login_proven(&self, p: ProvenLogin<'_>) -> Result<Principal, LoginError> {
         let started = Instant::now();
+        self.keep_current().await;
         let result = self
             .admit_external(p.directory, p.identity, Method::Oidc, p.service)
             .await;
@@ -287,13 +289,7 @@ impl Engine {
             Err(_) => "error",
         };
         self.metrics
-            .directory_requests
-            .with_label_values(&[link.name(), label])
-            .inc();
-        self.metrics
-            .directory_duration
-            .with_label_values(&[link.name()])
-            .observe(started.elapsed().as_secs_f64());
+            .directory_answer(link.name(), label, started.elapsed().as_secs_f64());
         answer
     }
 

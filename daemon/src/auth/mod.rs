@@ -15,8 +15,11 @@ mod session_views;
 #[cfg(test)]
 mod tests;
 pub mod throttle;
-pub mod token_cache;
+#[cfg(test)]
+mod token_tests;
+pub use postern_directory::token_cache;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -92,7 +95,15 @@ pub struct Engine {
     oauth: crate::oauth::Authority,
     /// `GET /auth/session` answers while nothing they depend on changed.
     views: session_views::SessionViews,
+    /// Our access tokens whose signature was checked (`access_token.rs`).
+    access_tokens: token_cache::TokenCache<Arc<access_token::VerifiedAccess>>,
+    /// [`Store::changes`] as of the last reload of the policy.
+    changes_seen: AtomicU64,
 }
+
+/// Verified access tokens kept per generation (so at most twice this many): a token is a
+/// few hundred bytes of claims, and a busy server's clients hold about one each.
+const ACCESS_TOKEN_CACHE: usize = 16_384;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -135,6 +146,8 @@ impl Engine {
             clock,
             session_ttl: options.session_ttl,
             views: Default::default(),
+            access_tokens: token_cache::TokenCache::new(ACCESS_TOKEN_CACHE),
+            changes_seen: AtomicU64::new(0),
         })
     }
 
@@ -195,6 +208,22 @@ impl Engine {
         for (result, n) in [("hit", hits), ("miss", misses)] {
             let c = m.store_cache.with_label_values(&["session-view", result]);
             c.inc_by(n.saturating_sub(c.get()));
+        }
+        let mut provider = token_cache::TokenCacheStats::default();
+        for d in self.directories().iter() {
+            if let Some(s) = d.directory().token_cache_stats() {
+                provider.hits += s.hits;
+                provider.misses += s.misses;
+            }
+        }
+        for (issuer, stats) in [
+            ("postern", self.access_tokens.stats()),
+            ("provider", provider),
+        ] {
+            for (result, n) in [("hit", stats.hits), ("miss", stats.misses)] {
+                let c = m.token_cache.with_label_values(&[issuer, result]);
+                c.inc_by(n.saturating_sub(c.get()));
+            }
         }
         let verify = self.hasher.verify_cache_stats();
         for (result, n) in [("hit", verify.hits), ("miss", verify.misses)] {
@@ -257,10 +286,7 @@ impl Engine {
 
     /// Counts one `GET /auth/verify` answer; `outcome` is a fixed word.
     pub fn count_verify(&self, outcome: &str) {
-        self.metrics
-            .forward_auth
-            .with_label_values(&[outcome])
-            .inc();
+        self.metrics.forward_auth(outcome);
     }
 
     /// The `postern_refused_total` series of one front-end and reason.
@@ -299,8 +325,11 @@ impl Engine {
 
     /// Reloads the policy when the store's generation moved. `Ok(true)` when it did.
     pub async fn reload_if_changed(&self) -> Result<bool, EngineError> {
+        // Read first: a change pushed while this runs is followed by another reload.
+        let pushed = self.store.changes();
         let generation = self.store.generation().await?;
         if generation == self.policy().generation {
+            self.changes_seen.store(pushed, Ordering::Release);
             return Ok(false);
         }
         // Written by a process that may not have told this one (the fallback of the record
@@ -313,7 +342,21 @@ impl Engine {
         if let Ok(mut p) = self.policy.write() {
             *p = Arc::new(policy);
         }
+        self.changes_seen.store(pushed, Ordering::Release);
         Ok(true)
+    }
+
+    /// Before a login or a session check: when another daemon's change was pushed and the
+    /// policy has not been reloaded for it yet (the follower task is on it), reloads it here,
+    /// so that the answer never predates a change this daemon has heard of. Two atomic loads
+    /// otherwise. A failed reload keeps the current policy, as the poll does.
+    pub(crate) async fn keep_current(&self) {
+        if self.store.changes() == self.changes_seen.load(Ordering::Acquire) {
+            return;
+        }
+        if let Err(e) = self.reload_if_changed().await {
+            tracing::warn!(error = %e, "directory model reload failed; keeping the current one");
+        }
     }
 
     /// Keeps the policy current (changes by `postern apply` or another daemon are seen within
@@ -322,6 +365,7 @@ impl Engine {
     /// dropped by everyone else.
     pub fn spawn_maintenance(self: &Arc<Self>, interval: Duration) {
         self.store.follow_changes();
+        self.spawn_change_follower();
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
@@ -355,6 +399,24 @@ impl Engine {
                     }
                 }
                 n = n.wrapping_add(1);
+            }
+        });
+    }
+
+    /// Another daemon's write (a role, tenant or default changed, an account disabled)
+    /// pushed through the store: the policy and the verification cache are reloaded at once,
+    /// not at the next poll, so every daemon refuses what the change took away as soon as
+    /// PostgreSQL delivers it. The poll stays the fallback.
+    fn spawn_change_follower(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            loop {
+                store.changed().await;
+                let Some(engine) = weak.upgrade() else { break };
+                if let Err(e) = engine.reload_if_changed().await {
+                    tracing::warn!(error = %e, "directory model reload failed; keeping the current one");
+                }
             }
         });
     }

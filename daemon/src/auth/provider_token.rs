@@ -44,13 +44,7 @@ impl Engine {
                 Err(_) => "error",
             };
             self.metrics
-                .directory_requests
-                .with_label_values(&[d.name(), label])
-                .inc();
-            self.metrics
-                .directory_duration
-                .with_label_values(&[d.name()])
-                .observe(started.elapsed().as_secs_f64());
+                .directory_answer(d.name(), label, started.elapsed().as_secs_f64());
             let name = d.name().to_string();
             match answer {
                 Ok(Outcome::Authenticated(identity)) => {

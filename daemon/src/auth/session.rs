@@ -108,6 +108,7 @@ impl Engine {
         token: &str,
         ip: Option<IpAddr>,
     ) -> Result<Option<SessionView>, StoreError> {
+        self.keep_current().await;
         // What the answer depends on, read before anything else: a change after this moment
         // keeps the view computed below from being reused.
         let basis = self
@@ -158,6 +159,7 @@ impl Engine {
         token: &str,
         ip: Option<IpAddr>,
     ) -> Result<Option<String>, StoreError> {
+        self.keep_current().await;
         if let (Some(epoch), false) = (self.store.cache_epoch(), token.len() > 512) {
             let basis = super::session_views::Basis {
                 epoch,

@@ -83,6 +83,16 @@ impl Authority {
         token: &str,
         now: i64,
     ) -> Result<Option<AccessClaims>, KeyError> {
+        Ok(self.verify_access_signed(token, now).await?.map(|(_, c)| c))
+    }
+
+    /// [`Authority::verify_access`], with the `kid` of the key that signed the token (a cached
+    /// verification is good only while that key is published).
+    pub async fn verify_access_signed(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<Option<(String, AccessClaims)>, KeyError> {
         if !looks_like_jwt(token) {
             return Ok(None);
         }
@@ -101,6 +111,8 @@ impl Authority {
         let Some(key) = self.keys.decoding_key(&kid, now).await? else {
             return Ok(None);
         };
+        self.signature_checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let issuer = self.issuer();
         let mut v = Validation::new(Algorithm::ES256);
         v.set_issuer(&[&issuer]);
@@ -116,6 +128,6 @@ impl Authority {
         if c.exp <= now || c.iat > now + LEEWAY {
             return Ok(None);
         }
-        Ok(Some(c))
+        Ok(Some((kid, c)))
     }
 }

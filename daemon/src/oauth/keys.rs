@@ -210,6 +210,12 @@ impl KeyRing {
         Ok(None)
     }
 
+    /// Whether the key named `kid` is still published (as of this daemon's copy of the keys,
+    /// at most [`CACHE_SECONDS`] old): a token verified earlier is good only while it is.
+    pub async fn publishes(&self, kid: &str, now: i64) -> Result<bool, KeyError> {
+        Ok(self.keys(now).await?.keys.iter().any(|k| k.kid == kid))
+    }
+
     /// The JWKS document: public parts only.
     pub async fn jwks(&self, now: i64) -> Result<serde_json::Value, KeyError> {
         let keys = self.keys(now).await?;

@@ -8,6 +8,7 @@ pub mod jwt;
 pub mod keys;
 pub mod rules;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use postern_internal::Store;
@@ -28,6 +29,9 @@ pub const REFRESH_TTL: i64 = 30 * 86_400;
 pub struct Authority {
     issuer: RwLock<String>,
     pub keys: KeyRing,
+    /// Access-token signatures checked since start: what the engine's cache of verified
+    /// tokens saves is visible in tests.
+    signature_checks: AtomicU64,
 }
 
 impl Authority {
@@ -35,7 +39,13 @@ impl Authority {
         Authority {
             issuer: RwLock::new(issuer_of("http://127.0.0.1:8480")),
             keys: KeyRing::new(store),
+            signature_checks: AtomicU64::new(0),
         }
+    }
+
+    /// Access-token signatures checked since start.
+    pub fn signature_checks(&self) -> u64 {
+        self.signature_checks.load(Ordering::Relaxed)
     }
 
     /// The issuer: `[server] public-url` without a trailing slash, byte-identical in discovery

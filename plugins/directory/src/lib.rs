@@ -19,6 +19,7 @@ use zeroize::Zeroizing;
 
 pub mod config;
 pub mod secret;
+pub mod token_cache;
 
 pub use config::{read_secret_file, ConfigProblem};
 
@@ -215,6 +216,12 @@ pub trait Directory: Send + Sync {
     /// `postern_directory_pool_connections`; empty for a directory without one.
     fn pools(&self) -> Vec<PoolStats> {
         Vec::new()
+    }
+
+    /// Hits and misses of the directory's cache of verified bearer tokens, exported as
+    /// `postern_token_cache_requests_total`; `None` for a directory without one.
+    fn token_cache_stats(&self) -> Option<token_cache::TokenCacheStats> {
+        None
     }
 }
 

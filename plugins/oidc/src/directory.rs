@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use postern_directory::token_cache::{TokenCache, TokenCacheStats, TokenDigest};
 use postern_directory::{
     ConfigProblem, CredentialKind, Directory, DirectoryError, Identity, LoginRequest, Outcome,
     RejectReason,
@@ -32,7 +33,21 @@ pub struct OidcDirectory {
     provider: Provider,
     sealer: Sealer,
     now: Now,
+    /// Access tokens whose signature and claims were checked: a client reusing its token
+    /// costs a lookup, not a signature check, until the token's `exp`.
+    verified: TokenCache<Arc<Verified>>,
 }
+
+/// What [`OidcDirectory::verified`] keeps of a token (never the token): its claims, and the
+/// key that signed it, which must still be in the provider's key set when the entry is used.
+struct Verified {
+    claims: Map<String, Value>,
+    kid: Option<String>,
+    alg: jsonwebtoken::Algorithm,
+}
+
+/// Verified provider tokens kept per generation (so at most twice this many).
+const VERIFIED_TOKENS: usize = 16_384;
 
 /// How a callback ended without an identity. Each is a page for the browser, never a 500.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +111,7 @@ impl OidcDirectory {
             redirect_uri,
             config,
             now,
+            verified: TokenCache::new(VERIFIED_TOKENS),
         })
     }
 
@@ -336,11 +352,21 @@ impl OidcDirectory {
     async fn token_claims(&self, token: &str) -> Result<Option<Map<String, Value>>, Fail> {
         match self.config.token_validation {
             TokenValidation::Jwt => {
+                let digest = self.verified.digest(token);
+                if let Some(hit) = self.verified.get(&digest, (self.now)()) {
+                    // A key the provider no longer publishes ends its tokens, cached or not;
+                    // the full check below then says why.
+                    if self.provider.key(hit.kid.as_deref(), hit.alg).await.is_ok() {
+                        return Ok(Some(hit.claims.clone()));
+                    }
+                    self.verified.invalidate(&digest);
+                }
                 match jwt::verify(token, Expect::AccessToken, &self.rules(), &self.provider).await {
                     Ok(mut claims) => {
                         if !claims.contains_key(&self.config.username_claim) {
                             self.add_userinfo(&mut claims, token).await?;
                         }
+                        self.keep_verified(digest, token, &claims);
                         Ok(Some(claims))
                     }
                     Err(JwtError::NotOurs(_)) => Ok(None),
@@ -374,6 +400,22 @@ impl OidcDirectory {
                 }
             }
         }
+    }
+
+    /// Keeps a token that just verified until its `exp` (checked present by the verification).
+    fn keep_verified(&self, digest: TokenDigest, token: &str, claims: &Map<String, Value>) {
+        let (Ok(header), Some(exp)) = (
+            jsonwebtoken::decode_header(token),
+            claims.get("exp").and_then(Value::as_i64),
+        ) else {
+            return;
+        };
+        let entry = Verified {
+            claims: claims.clone(),
+            kid: header.kid,
+            alg: header.alg,
+        };
+        self.verified.insert(digest, Arc::new(entry), exp);
     }
 
     /// RFC 7662 with the client's credentials; inactive is "not a token of this provider".
@@ -484,6 +526,10 @@ impl Directory for OidcDirectory {
             }
             Err(Fail::Unavailable(e)) => Err(DirectoryError::Unavailable(e)),
         }
+    }
+
+    fn token_cache_stats(&self) -> Option<TokenCacheStats> {
+        Some(self.verified.stats())
     }
 
     async fn lookup(&self, _name: &str) -> Result<Option<Identity>, DirectoryError> {

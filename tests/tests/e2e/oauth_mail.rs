@@ -50,6 +50,22 @@ fn access_tokens_log_in_on_dovecot_auth_as_postfix_sends_them() {
         "AUTH\t2\tOAUTHBEARER\tservice=imap\trip=127.0.0.1\tlip=127.0.0.1\tresp={bearer}\n"
     ));
     assert_eq!(c.line().as_deref(), Some("OK\t2\tuser=alice"));
+    // The second use was answered without a signature check.
+    let cache_hits = || {
+        get(&d.daemon.url("/metrics"), None)
+            .body
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    r#"postern_token_cache_requests_total{issuer="postern",result="hit"}"#,
+                )?
+                .trim()
+                .parse::<u64>()
+                .ok()
+            })
+            .unwrap_or(0)
+    };
+    assert!(cache_hits() >= 1, "the reused token was verified again");
     // Someone else's name with alice's token: refused.
     c.send(&format!(
         "AUTH\t3\tXOAUTH2\tservice=smtp\trip=127.0.0.1\tlip=127.0.0.1\tresp={}\n",
@@ -67,6 +83,7 @@ fn access_tokens_log_in_on_dovecot_auth_as_postfix_sends_them() {
         &[("token", &token)],
     );
     assert_eq!(r.status, 200);
+    let hits = cache_hits();
     let mut c = DovecotClient::connect(&d.daemon.addr("dovecot-auth"));
     c.send(&format!(
         "AUTH\t4\tXOAUTH2\tservice=smtp\trip=127.0.0.1\tlip=127.0.0.1\tresp={}\n",
@@ -74,6 +91,10 @@ fn access_tokens_log_in_on_dovecot_auth_as_postfix_sends_them() {
     ));
     let line = c.line().unwrap_or_default();
     assert!(!line.starts_with("OK"), "{line}");
+    assert!(
+        cache_hits() > hits,
+        "the revoked token's verification was still cached, and it was refused all the same"
+    );
 }
 
 /// One SMTP reply (the last line of a multi-line one).

@@ -370,6 +370,17 @@ fn provider_tokens_on_dovecot_auth_and_http_and_every_forgery_refused() {
     let r = get(&s.daemon.url("/auth/session"), Some(&at));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["principal"]["name"], "alice");
+    // Used five times, its signature checked once: the other uses were cache hits.
+    let metrics = get(&s.daemon.url("/metrics"), None).body;
+    let series = |result: &str| {
+        let prefix =
+            format!(r#"postern_token_cache_requests_total{{issuer="provider",result="{result}"}}"#);
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!((series("hit"), series("miss")), (4, 1), "{metrics}");
 
     // What must be refused, each on both mechanisms, with RFC 7628's JSON challenge.
     let other = s

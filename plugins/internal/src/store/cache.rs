@@ -138,6 +138,12 @@ pub(crate) struct Cache {
     api_keys: Mutex<Halves<Credential>>,
     hits: [AtomicU64; 3],
     misses: [AtomicU64; 3],
+    /// Woken when another writer's change arrived (PostgreSQL): what is derived from more
+    /// than these records (the engine's policy, its verification cache) is reloaded at once
+    /// instead of at the next generation poll.
+    changed: tokio::sync::Notify,
+    /// Changes pushed so far (each wakes [`Cache::changed`]).
+    changes: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -187,7 +193,27 @@ impl Cache {
             api_keys: Mutex::new(Halves::new(capacity)),
             hits: Default::default(),
             misses: Default::default(),
+            changed: tokio::sync::Notify::new(),
+            changes: AtomicU64::new(0),
         }
+    }
+
+    /// Until a change arrives from the store (see [`Cache::changed`]'s field). A change that
+    /// arrived while nobody waited is not lost: the next wait returns at once.
+    pub(crate) async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// Changes pushed since start.
+    pub(crate) fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
+    /// A change arrived: counted (before the wake-up, so that whoever wakes sees it), then
+    /// the follower woken.
+    fn pushed(&self) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_one();
     }
 
     /// The epoch, when the cache is in use.
@@ -300,12 +326,17 @@ pub(crate) async fn listen(url: std::sync::Arc<str>, cache: std::sync::Arc<Cache
             }
         };
         cache.set_live(true);
+        // Changes sent while not listening are lost: whatever depends on them is reloaded.
+        cache.pushed();
         tracing::debug!("listening for store changes; record cache on");
         // Until the connection is lost (`Ok(None)`) or fails.
         while let Ok(Some(n)) = listener.try_recv().await {
             match n.payload().strip_prefix("s:") {
                 Some(hash) => cache.forget_session(hash),
-                None => cache.flush(),
+                None => {
+                    cache.flush();
+                    cache.pushed();
+                }
             }
         }
         cache.set_live(false);

@@ -342,6 +342,23 @@ impl Store {
         tokio::spawn(cache::listen(url, cache));
     }
 
+    /// Returns when a write of another daemon or CLI sharing the store arrived through
+    /// [`Store::follow_changes`] (PostgreSQL; on SQLite, never: the generation poll covers
+    /// other processes there). Roles, tenants and defaults are not in the record cache: the
+    /// engine waits here to reload them at once rather than at its next poll.
+    pub async fn changed(&self) {
+        if self.listen_url.is_none() {
+            return std::future::pending().await;
+        }
+        self.cache.changed().await;
+    }
+
+    /// How many changes of other writers were pushed to this store so far (PostgreSQL; 0
+    /// on SQLite): the engine compares it with the count its policy was reloaded for.
+    pub fn changes(&self) -> u64 {
+        self.cache.changes()
+    }
+
     /// The same store with the engine's checks (permission names, credential syntax).
     pub fn with_rules(mut self, rules: Rules) -> Store {
         self.rules = Arc::new(rules);

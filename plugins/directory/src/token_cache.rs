@@ -1,16 +1,20 @@
 //! Signed tokens verified once: a JWT whose signature and claims were checked (Postern's own
-//! access tokens, an OIDC provider's ID or access tokens) is kept by the SHA-256 of its text
+//! access tokens, an OIDC provider's access tokens) is kept by a keyed digest of its text
 //! until it expires or is revoked, so a client that presents the same token on every login (a
 //! busy IMAP client with XOAUTH2) costs a hash-map lookup instead of a signature check.
+//! Here, in the directory contract's crate, so that the engine and the `oidc` plugin share it.
 //!
-//! For the token verifiers to call: [`TokenCache::get`] before verifying, [`TokenCache::insert`]
+//! For the token verifiers to call: [`TokenCache::digest`] of the token, [`TokenCache::get`]
+//! before verifying, [`TokenCache::insert`]
 //! after a token verified (with its `exp`), [`TokenCache::invalidate`] when one token is
 //! revoked, [`TokenCache::invalidate_where`] when everything of an account or a client is
 //! (a password change, a disabled account, a revoked grant), and [`TokenCache::clear`] when the
 //! keys change (a provider's JWKS rotated, a reload). Only verified tokens belong here: a
 //! refused one is refused again at full cost, so the cache cannot be filled by garbage.
 //!
-//! The token itself is never kept, only its digest and what the verifier stores with it.
+//! The token itself is never kept, only its HMAC-SHA-256 under a key drawn at start and never
+//! stored (a copy of the memory does not let anyone match tokens seen elsewhere against it),
+//! and what the verifier stores with it.
 //! Time is the engine's clock, passed in as unix seconds. Bounded: at most twice `capacity`
 //! entries (two generations; a full current one becomes the previous one, whose entries move
 //! back when used).
@@ -19,17 +23,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use zeroize::Zeroizing;
 
-/// The SHA-256 of a token's text: how the cache knows it.
+/// The keyed digest of a token's text: how the cache knows it ([`TokenCache::digest`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenDigest([u8; 32]);
-
-impl TokenDigest {
-    pub fn of(token: &str) -> TokenDigest {
-        TokenDigest(Sha256::digest(token.as_bytes()).into())
-    }
-}
 
 struct Entry<V> {
     value: V,
@@ -50,6 +50,8 @@ pub struct TokenCacheStats {
 }
 
 pub struct TokenCache<V> {
+    /// The HMAC key of the digests: drawn at start, never stored or logged.
+    key: Zeroizing<[u8; 32]>,
     maps: Mutex<Generations<V>>,
     capacity: usize,
     hits: AtomicU64,
@@ -60,6 +62,7 @@ impl<V: Clone> TokenCache<V> {
     /// At most twice `capacity` tokens; 0 keeps none (every token verified every time).
     pub fn new(capacity: usize) -> TokenCache<V> {
         TokenCache {
+            key: Zeroizing::new(rand::random()),
             maps: Mutex::new(Generations {
                 current: HashMap::new(),
                 previous: HashMap::new(),
@@ -68,6 +71,22 @@ impl<V: Clone> TokenCache<V> {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
+    }
+
+    /// How this cache knows `token`.
+    pub fn digest(&self, token: &str) -> TokenDigest {
+        // Any key length is valid for HMAC: the error branch cannot happen, and a digest that
+        // matches no entry would only cost a verification.
+        let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(self.key.as_ref()) else {
+            return TokenDigest([0; 32]);
+        };
+        mac.update(token.as_bytes());
+        TokenDigest(mac.finalize().into_bytes().into())
+    }
+
+    /// Whether the cache keeps anything (capacity above 0).
+    pub fn enabled(&self) -> bool {
+        self.capacity > 0
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Generations<V>> {
@@ -167,7 +186,7 @@ mod tests {
     #[test]
     fn a_verified_token_is_served_until_it_expires() {
         let c = TokenCache::new(8);
-        let d = TokenDigest::of("eyJ.a.b");
+        let d = c.digest("eyJ.a.b");
         assert_eq!(c.get(&d, 100), None);
         c.insert(d, "alice".to_string(), 160);
         assert_eq!(c.get(&d, 159).as_deref(), Some("alice"));
@@ -179,11 +198,7 @@ mod tests {
     #[test]
     fn revocations_by_token_by_owner_and_all() {
         let c = TokenCache::new(8);
-        let (a1, a2, b) = (
-            TokenDigest::of("a1"),
-            TokenDigest::of("a2"),
-            TokenDigest::of("b"),
-        );
+        let (a1, a2, b) = (c.digest("a1"), c.digest("a2"), c.digest("b"));
         c.insert(a1, "alice", 1000);
         c.insert(a2, "alice", 1000);
         c.insert(b, "bob", 1000);
@@ -200,17 +215,28 @@ mod tests {
     #[test]
     fn bounded_and_what_is_used_stays() {
         let c = TokenCache::new(4);
-        let keep = TokenDigest::of("keep");
+        let keep = c.digest("keep");
         c.insert(keep, 0u32, 1000);
         for i in 0..100u32 {
-            c.insert(TokenDigest::of(&i.to_string()), i, 1000);
+            c.insert(c.digest(&i.to_string()), i, 1000);
             assert_eq!(c.get(&keep, 0), Some(0));
             assert!(c.len() <= 8);
         }
-        assert_eq!(c.get(&TokenDigest::of("0"), 0), None);
+        assert_eq!(c.get(&c.digest("0"), 0), None);
         let none = TokenCache::new(0);
         none.insert(keep, 1, 1000);
         assert_eq!(none.get(&keep, 0), None, "capacity 0 keeps nothing");
-        assert_ne!(TokenDigest::of("x"), TokenDigest::of("y"));
+        assert_ne!(c.digest("x"), c.digest("y"));
+    }
+
+    #[test]
+    fn digests_are_keyed_per_cache() {
+        let (a, b) = (TokenCache::<u8>::new(1), TokenCache::<u8>::new(1));
+        assert_eq!(a.digest("eyJ.a.b"), a.digest("eyJ.a.b"));
+        assert_ne!(
+            a.digest("eyJ.a.b"),
+            b.digest("eyJ.a.b"),
+            "another key, another digest"
+        );
     }
 }
