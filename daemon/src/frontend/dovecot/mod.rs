@@ -134,6 +134,8 @@ impl Server {
         let line_timeout = idle.min(LINE_TIMEOUT);
         let mut line_deadline: Option<Instant> = None;
         let mut reap = tokio::time::interval(reap_every);
+        // Polled only while requests are open (below): ticks missed meanwhile are not made up.
+        reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         'conn: loop {
             if !reading && c.verifying() == 0 {
                 break;
@@ -185,7 +187,9 @@ impl Server {
                     tracing::info!(cuid, ?peer, "dovecot-auth client left a line unfinished for {line_timeout:?}; disconnecting");
                     break;
                 }
-                _ = reap.tick() => c.reap(),
+                // Nothing to forget on a connection with no request open: an idle one is not
+                // woken (10,000 idle connections were 2,000 wake-ups a second).
+                _ = reap.tick(), if !c.is_idle() => c.reap(),
                 changed = stopping.changed(), if reading => {
                     if changed.is_err() || *stopping.borrow() {
                         reading = false;
