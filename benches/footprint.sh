@@ -5,12 +5,17 @@
 #
 # PART:
 #   start     start-to-ready time and idle RSS of the embedded default's shape (SQLite store,
-#             HTTP and dovecot-auth on loopback), five starts, each in a fresh directory
+#             HTTP and dovecot-auth on loopback), five rounds: a first start in a fresh
+#             directory (database created, admin password hashed) and a second start on it;
+#             time from the exec of `postern serve` to its sd_notify READY=1, RSS 2 s after
 #   idle      IDLE (default 10000) dovecot-auth connections held open after the handshake:
 #             Postern's RSS with them, and {PLAIN} logins on other connections meanwhile
 #             against the same logins without them
 #   accounts  ACCOUNTS (default 100000) accounts: `postern apply` of all of them (timed), then
 #             login p50/p99 spread over all of them against the same over the first 100
+#   ldap      ACCOUNTS entries in a private slapd (slapadd), Postern's ldap directory with
+#             auth-method lookup and cleartext userPassword: login p50/p99 over all of them
+#             against the same over the first 100
 #   all       every part
 #
 # Secrets are {PLAIN} so that what is measured is everything but the hash. Run as root (it
@@ -33,8 +38,8 @@ while [ $# -gt 0 ]; do
         --postern) POSTERN_BIN=$(realpath "$2"); shift 2 ;;
         --keep) KEEP=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        all) PARTS+=(start idle accounts); shift ;;
-        start|idle|accounts) PARTS+=("$1"); shift ;;
+        all) PARTS+=(start idle accounts ldap); shift ;;
+        start|idle|accounts|ldap) PARTS+=("$1"); shift ;;
         *) die "unknown argument $1 (see --help)" ;;
     esac
 done
@@ -50,7 +55,8 @@ RESULTS=()
 
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 
-# {PLAIN} users user0001…userN: a provisioning file and a postern-bench user file.
+# {PLAIN} users user0001…userN, each with an address (as a mail server's are): a provisioning
+# file and a postern-bench user file.
 plain_users() {
     local n=$1 provision=$2 users=$3
     python3 - "$n" "$provision" "$users" <<'PY'
@@ -59,33 +65,78 @@ n, provision, users = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 with open(provision, "w") as p, open(users, "w") as u:
     for i in range(1, n + 1):
         name, pw = f"user{i:04d}", f"pw-{i}-bench"
-        p.write(f'[[account]]\nname = "{name}"\nsecret = "{{PLAIN}}{pw}"\nroles = "user"\n\n')
+        p.write(f'[[account]]\nname = "{name}"\nsecret = "{{PLAIN}}{pw}"\n'
+                f'emails = ["{name}@bench.test"]\nroles = "user"\n\n')
         u.write(f"{name}\t{pw}\n")
 PY
 }
 
+# ready_after — one `postern serve` on $WORK/postern/postern.toml with NOTIFY_SOCKET set;
+# prints "MS RSS_KIB/ANON_KIB": milliseconds from its exec to its READY=1 (sent once every
+# listener is bound and the store is open), and its RSS 2 s after that with the anonymous part
+# of it (the rest is the binary's and libraries' pages, shared and reclaimable); then stops it.
+ready_after() {
+    rm -f "$WORK/notify.sock"
+    python3 - "$POSTERN_BIN" "$WORK/postern" "$WORK/notify.sock" "bench-admin-$$" <<'PY'
+import os, socket, subprocess, sys, time
+binary, d, path, admin = sys.argv[1:5]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(path)
+s.settimeout(60)
+env = dict(os.environ, NOTIFY_SOCKET=path, POSTERN_ADMIN_PASSWORD=admin)
+with open(f"{d}/stdout.log", "ab") as out, open(f"{d}/stderr.log", "ab") as err:
+    t0 = time.monotonic()
+    p = subprocess.Popen([binary, "serve", "--config", f"{d}/postern.toml"],
+                         stdout=out, stderr=err, env=env)
+    try:
+        while b"READY=1" not in s.recv(4096):
+            pass
+        ms = (time.monotonic() - t0) * 1000
+        time.sleep(2)
+        with open(f"/proc/{p.pid}/status") as f:
+            status = dict(l.split(":", 1) for l in f)
+        rss, anon = (status[k].split()[0] for k in ("VmRSS", "RssAnon"))
+        print(f"{ms:.0f} {rss}/{anon}")
+    finally:
+        p.terminate()
+        p.wait(timeout=20)
+PY
+}
+
 part_start() {
-    local i t0 t1 times=() rss=()
+    local i r first=() second=() rss_first=() rss_second=()
     for i in 1 2 3 4 5; do
         rm -rf "$WORK/postern"
-        t0=$(date +%s%N)
+        # Writes and checks the configuration; this start is not measured.
         start_postern ""
-        t1=$(date +%s%N)
-        times+=("$(( (t1 - t0) / 1000000 ))")
-        sleep 2
-        rss+=("$(rss_kib "$POSTERN_PID")")
         stop_postern
+        rm -rf "$WORK/postern/state"
+        mkdir -p "$WORK/postern/state"
+        # First start: creates the database, runs the migrations, hashes the admin password.
+        r=$(ready_after) || die "postern did not become ready (see $WORK/postern/stderr.log)"
+        first+=("${r% *}")
+        rss_first+=("${r#* }")
+        # Second start: the same directory, already initialised.
+        r=$(ready_after) || die "postern did not become ready (see $WORK/postern/stderr.log)"
+        second+=("${r% *}")
+        rss_second+=("${r#* }")
     done
-    log "start-to-ready ms: ${times[*]}; idle RSS KiB: ${rss[*]}"
-    RESULTS+=("start-to-ready_ms ${times[*]}")
-    RESULTS+=("idle_rss_kib ${rss[*]}")
+    log "exec-to-READY ms, first start: ${first[*]}; second start: ${second[*]}"
+    log "idle RSS/anonymous KiB 2 s after READY, first start: ${rss_first[*]}; second start: ${rss_second[*]}"
+    RESULTS+=("first_start_to_ready_ms ${first[*]}")
+    RESULTS+=("second_start_to_ready_ms ${second[*]}")
+    RESULTS+=("idle_rss/anon_kib_first_start ${rss_first[*]}")
+    RESULTS+=("idle_rss/anon_kib_second_start ${rss_second[*]}")
 }
 
 part_idle() {
     ulimit -n $((IDLE + 4096))
     plain_users 10 "$WORK/idle-provision.toml" "$WORK/idle-users.tsv"
     rm -rf "$WORK/postern"
-    start_postern "" "$WORK/idle-provision.toml"
+    # max-connections (default 1024) is the listener's bound, raised for the bench; the
+    # connections come over a unix socket, so no per-address limit applies.
+    POSTERN_DOVECOT_LISTENER_KEYS="max-connections = $((IDLE + 100))" \
+        start_postern "" "$WORK/idle-provision.toml"
     local bench_args=(--connect "unix:$POSTERN_SOCKET" --user-file "$WORK/idle-users.tsv" -c 4 -n 8)
     "$BENCH_BIN" "${bench_args[@]}" -d 1 > /dev/null
     local before rss0 rss1 during
@@ -127,10 +178,9 @@ PY
 }
 
 part_accounts() {
-    plain_users "$K" "$WORK/provision-$K.toml" "$WORK/users-$K.tsv"
-    head -100 "$WORK/users-$K.tsv" > "$WORK/users-100.tsv"
+    [ -f "$WORK/users-$K.tsv" ] || plain_users "$K" "$WORK/provision-$K.toml" "$WORK/users-$K.tsv"
     rm -rf "$WORK/postern"
-    # Configuration only (the daemon is started after the apply).
+    # Configuration and the admin account only (the daemon is started again after the apply).
     start_postern ""
     stop_postern
     local t0 t1
@@ -141,19 +191,84 @@ part_accounts() {
     local apply_ms=$(( (t1 - t0) / 1000000 ))
     log "apply of $K accounts: ${apply_ms} ms"
     RESULTS+=("apply_${K}_accounts_ms $apply_ms")
-    POSTERN_ADMIN_PASSWORD=bench-admin-$$ "$POSTERN_BIN" serve --config "$WORK/postern/postern.toml" \
-        > "$WORK/postern/stdout.log" 2> "$WORK/postern/stderr.log" &
-    PIDS+=("$!")
-    POSTERN_PID=$!
-    wait_for 60 "Postern" grep -qx ready "$WORK/postern/stdout.log"
-    local few many
+    # The default record cache (16,384 accounts a generation): most logins over K read the
+    # store.
+    start_postern ""
+    login_spread logins_default_cache
+    stop_postern
+    # The record cache sized to the accounts (`[store] cache-size`, as Dovecot's
+    # auth_cache_size is sized): after one pass every login is served from memory.
+    POSTERN_STORE_KEYS="cache-size = $((K + K / 4))" start_postern ""
+    first_pass sized_cache
+    login_spread logins_sized_cache
+    local rss
+    rss=$(rss_kib "$POSTERN_PID")
+    log "RSS with $K accounts in the record cache: $rss KiB"
+    RESULTS+=("rss_kib_with_${K}_cached $rss")
+    stop_postern
+}
+
+# first_pass NAME — one pass of logins over every one of the K users (what a first login costs
+# is not what the comparison is about), recorded as NAME_first_pass.
+first_pass() {
+    local name=$1 secs=$((K / 5000 + 5)) out n
+    while :; do
+        out=$("$BENCH_BIN" --connect "unix:$POSTERN_SOCKET" --user-file "$WORK/users-$K.tsv" -c 4 -n 8 -d "$secs" | tail -1)
+        n=$(field "$out" requests)
+        [ "$n" -ge "$K" ] && break
+        secs=$((secs * 2))
+        [ "$secs" -le 640 ] || die "the first pass over $K users did not finish"
+    done
+    log "$name: first pass over $K users: $out"
+    RESULTS+=("${name}_first_pass req_per_s=$(field "$out" req_per_s) p50_ms=$(field "$out" p50_ms) p99_ms=$(field "$out" p99_ms)")
+}
+
+# login_spread NAME — login p50/p99 over the first 100 of users-$K.tsv and over all K, on the
+# running Postern; results recorded as NAME_over_100 and NAME_over_K.
+login_spread() {
+    local name=$1 few many
+    head -100 "$WORK/users-$K.tsv" > "$WORK/users-100.tsv"
     "$BENCH_BIN" --connect "unix:$POSTERN_SOCKET" --user-file "$WORK/users-100.tsv" -c 4 -n 8 -d 1 > /dev/null
     few=$("$BENCH_BIN" --connect "unix:$POSTERN_SOCKET" --user-file "$WORK/users-100.tsv" -c 4 -n 8 -d "$D" | tail -1)
     many=$("$BENCH_BIN" --connect "unix:$POSTERN_SOCKET" --user-file "$WORK/users-$K.tsv" -c 4 -n 8 -d "$D" | tail -1)
-    log "logins over 100 accounts: $few"
-    log "logins over $K accounts: $many"
-    RESULTS+=("logins_over_100 req_per_s=$(field "$few" req_per_s) p50_ms=$(field "$few" p50_ms) p99_ms=$(field "$few" p99_ms)")
-    RESULTS+=("logins_over_$K req_per_s=$(field "$many" req_per_s) p50_ms=$(field "$many" p50_ms) p99_ms=$(field "$many" p99_ms)")
+    log "$name: logins over 100 accounts: $few"
+    log "$name: logins over $K accounts: $many"
+    RESULTS+=("${name}_over_100 req_per_s=$(field "$few" req_per_s) p50_ms=$(field "$few" p50_ms) p99_ms=$(field "$few" p99_ms)")
+    RESULTS+=("${name}_over_$K req_per_s=$(field "$many" req_per_s) p50_ms=$(field "$many" p50_ms) p99_ms=$(field "$many" p99_ms)")
+}
+
+part_ldap() {
+    need_pkg slapd ldap-utils
+    [ -f "$WORK/users-$K.tsv" ] || plain_users "$K" "$WORK/provision-$K.toml" "$WORK/users-$K.tsv"
+    # Cleartext userPassword (slapd's own form; Postern reads it with default-scheme PLAIN):
+    # what is measured is the search, not a hash.
+    awk -F '\t' '{ print $1 "\t{PLAIN}" $2 }' "$WORK/users-$K.tsv" > "$WORK/ldap-secrets.tsv"
+    local t0 t1
+    t0=$(date +%s%N)
+    start_slapd "$WORK/ldap-secrets.tsv"
+    t1=$(date +%s%N)
+    log "slapd with $K entries loaded and up in $(( (t1 - t0) / 1000000 )) ms"
+    rm -rf "$WORK/postern"
+    # Only the LDAP directory in the chain (as in dovecot-compare.sh's ldap modes).
+    start_postern "[authentication]
+directories = [\"corp\"]
+
+[directory.corp]
+type = \"ldap\"
+url = \"$LDAP_URL\"
+base-dn = \"ou=people,$LDAP_BASE\"
+bind-dn = \"$LDAP_ADMIN\"
+bind-password = \"$LDAP_ADMIN_PW\"
+auth-method = \"lookup\"
+default-scheme = \"PLAIN\"
+user-filter = \"(&(objectClass=inetOrgPerson)(uid={user}))\"
+attributes = { name = \"uid\", email = \"mail\", secret = \"userPassword\" }
+pool-size = 8
+timeout = \"5s\""
+    # Each user's first login records it in the store (a write); the comparison is of logins
+    # after that.
+    first_pass ldap
+    login_spread ldap_logins
     stop_postern
 }
 

@@ -146,6 +146,8 @@ stop_dovecot() {
 # for /healthz. Log level warn: Dovecot logs nothing per successful login either.
 
 # start_postern EXTRA_TOML [PROVISION_FILE] — sets POSTERN_SOCKET and POSTERN_HTTP.
+# POSTERN_DOVECOT_LISTENER_KEYS, POSTERN_STORE_KEYS: more keys of the dovecot-auth listener
+# (e.g. max-connections) and of [store] (e.g. cache-size).
 start_postern() {
     local extra=$1 provision=${2:-} d=$WORK/postern
     mkdir -p "$d"
@@ -159,6 +161,7 @@ state-dir = "$d/state"
 
 [store]
 url = "sqlite://$d/state/postern.db"
+${POSTERN_STORE_KEYS:-}
 
 [log]
 level = "${POSTERN_LOG_LEVEL:-warn}"
@@ -171,6 +174,7 @@ bind = "$POSTERN_HTTP"
 protocol = "dovecot-auth"
 bind = "unix:$POSTERN_SOCKET"
 mode = "0666"
+${POSTERN_DOVECOT_LISTENER_KEYS:-}
 
 $extra
 EOF
@@ -201,7 +205,7 @@ LDAP_BASE="dc=bench,dc=test"
 LDAP_ADMIN="cn=admin,$LDAP_BASE"
 LDAP_ADMIN_PW="bench-admin-secret"
 
-# start_slapd HASHES — sets LDAP_URL.
+# start_slapd HASHES — sets LDAP_URL. HASHES: "name<TAB>{SHA512-CRYPT}…" or "{PLAIN}…" lines.
 start_slapd() {
     local hashes=$1 d=$WORK/slapd
     mkdir -p "$d/db"
@@ -228,10 +232,16 @@ EOF
     {
         printf 'dn: %s\nobjectClass: dcObject\nobjectClass: organization\ndc: bench\no: bench\n\n' "$LDAP_BASE"
         printf 'dn: ou=people,%s\nobjectClass: organizationalUnit\nou: people\n\n' "$LDAP_BASE"
-        # slapd verifies {CRYPT} with crypt(3): the same $6$ hash as the other modes.
+        # slapd verifies {CRYPT} with crypt(3): the same $6$ hash as the other modes. {PLAIN}
+        # secrets become slapd's cleartext userPassword.
+        local pw
         while IFS=$'\t' read -r name hash; do
-            printf 'dn: uid=%s,ou=people,%s\nobjectClass: inetOrgPerson\nuid: %s\ncn: %s\nsn: %s\nmail: %s@bench.test\nuserPassword: {CRYPT}%s\n\n' \
-                "$name" "$LDAP_BASE" "$name" "$name" "$name" "$name" "${hash#\{SHA512-CRYPT\}}"
+            case $hash in
+                \{PLAIN\}*) pw=${hash#\{PLAIN\}} ;;
+                *) pw="{CRYPT}${hash#\{SHA512-CRYPT\}}" ;;
+            esac
+            printf 'dn: uid=%s,ou=people,%s\nobjectClass: inetOrgPerson\nuid: %s\ncn: %s\nsn: %s\nmail: %s@bench.test\nuserPassword: %s\n\n' \
+                "$name" "$LDAP_BASE" "$name" "$name" "$name" "$name" "$pw"
         done < "$hashes"
     } > "$d/users.ldif"
     slapadd -q -f "$d/slapd.conf" -l "$d/users.ldif" >&2 || die "slapadd failed"

@@ -42,6 +42,67 @@ fn line_reader_splits_pipelined_input() {
     assert_eq!(reader.buffered(), 0);
 }
 
+/// What a socket read into [`LineReader::read_into`] does: at most the room it was given.
+fn read_some(reader: &mut LineReader, input: &mut &[u8]) {
+    let buf = reader.read_into();
+    let room = buf.capacity() - buf.len();
+    assert!(
+        room >= READ_MIN_SPARE,
+        "read_into left {room} bytes of room"
+    );
+    let n = room.min(input.len());
+    buf.extend_from_slice(&input[..n]);
+    *input = &input[n..];
+}
+
+#[test]
+fn line_reader_read_into_holds_little_while_idle() {
+    let mut reader = LineReader::new();
+    assert_eq!(reader.capacity(), 0, "nothing held before the first read");
+    let mut input: &[u8] = b"VERSION\t1\t2\nCPID\t7\n";
+    read_some(&mut reader, &mut input);
+    assert_eq!(reader.next_line(), Ok(Some(b"VERSION\t1\t2".to_vec())));
+    assert_eq!(reader.next_line(), Ok(Some(b"CPID\t7".to_vec())));
+    assert_eq!(reader.next_line(), Ok(None));
+    reader.read_into();
+    assert!(
+        reader.capacity() <= READ_CHUNK,
+        "idle: {}",
+        reader.capacity()
+    );
+
+    // A long line (a bearer token) arrives over several reads, the buffer growing for it…
+    let mut long = b"AUTH\t1\tXOAUTH2\tservice=imap\tresp=".to_vec();
+    long.extend(std::iter::repeat_n(b'x', 12_000));
+    long.push(b'\n');
+    let mut input = long.as_slice();
+    let mut line = None;
+    while line.is_none() {
+        assert!(!input.is_empty(), "the line never came out");
+        read_some(&mut reader, &mut input);
+        line = reader.next_line().expect("within the limit");
+    }
+    assert_eq!(line.map(|l| l.len()), Some(long.len() - 1));
+    assert!(reader.capacity() > READ_KEEP_CAPACITY);
+    // …and given back once it is consumed.
+    reader.read_into();
+    assert!(
+        reader.capacity() <= READ_CHUNK,
+        "after: {}",
+        reader.capacity()
+    );
+}
+
+#[test]
+fn line_reader_survives_a_buffer_shortened_behind_its_back() {
+    let mut reader = LineReader::new();
+    reader.push(b"partial");
+    assert_eq!(reader.next_line(), Ok(None));
+    reader.read_into().clear();
+    reader.read_into().extend_from_slice(b"OK\n");
+    assert_eq!(reader.next_line(), Ok(Some(b"OK".to_vec())));
+}
+
 #[test]
 fn line_reader_enforces_the_limit() {
     let mut reader = LineReader::new();

@@ -124,8 +124,9 @@ impl Server {
             return;
         }
         tracing::debug!(cuid, ?peer, "dovecot-auth client connected");
+        // The socket is read straight into the line buffer: no read buffer of its own per
+        // connection (what 10,000 idle connections cost is mostly what each holds).
         let mut lines = LineReader::new();
-        let mut buf = vec![0u8; 8192];
         let mut reading = true;
         let mut idle_deadline = Instant::now() + idle;
         // Any byte resets the idle deadline, so a client dripping one byte of a line that never
@@ -133,6 +134,8 @@ impl Server {
         let line_timeout = idle.min(LINE_TIMEOUT);
         let mut line_deadline: Option<Instant> = None;
         let mut reap = tokio::time::interval(reap_every);
+        // Polled only while requests are open (below): ticks missed meanwhile are not made up.
+        reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         'conn: loop {
             if !reading && c.verifying() == 0 {
                 break;
@@ -143,14 +146,13 @@ impl Server {
                         break;
                     }
                 }
-                read = rd.read(&mut buf), if reading => match read {
+                read = rd.read_buf(lines.read_into()), if reading => match read {
                     Ok(0) | Err(_) => {
                         reading = false;
                         c.forget_waiting();
                     }
-                    Ok(n) => {
+                    Ok(_) => {
                         idle_deadline = Instant::now() + idle;
-                        lines.push(buf.get(..n).unwrap_or_default());
                         loop {
                             match lines.next_line() {
                                 Ok(Some(line)) => {
@@ -185,7 +187,9 @@ impl Server {
                     tracing::info!(cuid, ?peer, "dovecot-auth client left a line unfinished for {line_timeout:?}; disconnecting");
                     break;
                 }
-                _ = reap.tick() => c.reap(),
+                // Nothing to forget on a connection with no request open: an idle one is not
+                // woken (10,000 idle connections were 2,000 wake-ups a second).
+                _ = reap.tick(), if !c.is_idle() => c.reap(),
                 changed = stopping.changed(), if reading => {
                     if changed.is_err() || *stopping.borrow() {
                         reading = false;

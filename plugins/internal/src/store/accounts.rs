@@ -128,8 +128,9 @@ impl Store {
     /// stable id and can be given roles, a tenant and credentials here. Only the directory's own
     /// facts (description, emails, groups) are refreshed; what was assigned here is kept.
     ///
-    /// Most logins change nothing and only read. When several first logins of one name race,
-    /// one writer wins and the others, refused as busy, read its record on a retry.
+    /// Most logins change nothing and only read. Writers take the write lock before reading
+    /// (SQLite: `BEGIN IMMEDIATE`), so racing first logins wait for each other and the later
+    /// ones find the record written; one still refused as busy reads it on a retry.
     pub async fn record_external(
         &self,
         directory: &str,
@@ -171,7 +172,7 @@ impl Store {
         name: &str,
         facts: &Facts<'_>,
     ) -> Result<StoredAccount, StoreError> {
-        let mut tx = self.db().begin().await.map_err(StoreError::from_sqlx)?;
+        let mut tx = self.begin_read_write().await?;
         let old = read(&mut tx, name).await?;
         let fresh = old.clone().unwrap_or_else(|| StoredAccount {
             id: crate::new_id(),

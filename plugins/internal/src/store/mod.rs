@@ -381,6 +381,22 @@ impl Store {
         &self.pool
     }
 
+    /// A transaction that reads and then may write, outside [`Tx`]'s checks. On SQLite it
+    /// takes the write lock first (`BEGIN IMMEDIATE`): a deferred one that read before another
+    /// connection committed fails its write at once with "database is locked", the busy
+    /// timeout not applying, so concurrent first logins of different directory users failed
+    /// each other. Waiting for the lock is what the busy timeout is for.
+    pub(crate) async fn begin_read_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let pool = self.db();
+        match self.backend {
+            Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => pool.begin().await,
+        }
+        .map_err(StoreError::from_sqlx)
+    }
+
     /// Statements run outside transactions since the store was opened.
     pub fn queries(&self) -> u64 {
         self.queries.load(Ordering::Relaxed)
