@@ -75,12 +75,7 @@ impl SessionViews {
         )
     }
 
-    fn find(
-        &self,
-        hash: &str,
-        basis: Basis,
-        now: i64,
-    ) -> Option<(Arc<SessionView>, Arc<str>)> {
+    fn find(&self, hash: &str, basis: Basis, now: i64) -> Option<(Arc<SessionView>, Arc<str>)> {
         let mut maps = self.lock();
         let fresh = |e: &Entry| {
             e.epoch == basis.epoch && e.generation == basis.generation && e.expires_at > now

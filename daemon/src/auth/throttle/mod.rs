@@ -344,6 +344,12 @@ impl Throttle {
             };
             e.pending = e.pending.saturating_sub(1);
             if !failed {
+                // An entry that counts nothing is dropped, so that the table holds failures
+                // and attempts in flight, not every name that logged in: with more accounts
+                // than MAX_KEYS, full-table eviction passes under this lock stalled logins.
+                if e.pending == 0 && e.failures == 0 && e.unreported == 0 {
+                    s.entries.remove(key);
+                }
                 continue;
             }
             e.failures = e.failures.saturating_add(1);

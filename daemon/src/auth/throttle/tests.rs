@@ -353,3 +353,25 @@ fn guesses_under_an_alias_count_against_the_canonical_name() {
     // Another account is untouched.
     assert!(t.reserve("bob", attacker).is_ok());
 }
+
+/// Successful logins of many accounts leave nothing to track: the table holds failures and
+/// attempts in flight, so a large user base never fills it (filling it cost eviction passes
+/// under the lock on every few thousand logins).
+#[test]
+fn successes_leave_nothing_tracked() {
+    let t = throttle(10, 50, 300, clock());
+    for i in 0..1_000u32 {
+        let r = t
+            .reserve(&format!("user{i}"), ip("192.0.2.7"))
+            .expect("not locked");
+        r.succeeded(&format!("user{i}"));
+    }
+    // The address block's own entry may stay (a success does not clear a block's count),
+    // but no account's.
+    assert!(t.tracked() <= 1, "{} entries tracked", t.tracked());
+    // A failure is still counted and kept.
+    t.reserve("user1", ip("192.0.2.7"))
+        .expect("not locked")
+        .failed();
+    assert!(t.tracked() >= 1);
+}
