@@ -114,9 +114,12 @@ async fn run(args: Args) -> Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for index in 0..args.connections {
-        // Each connection starts at another user, so that they do not move in step.
+        // Each connection starts at its own share of the users, so that they do not move in
+        // step and K requests visit all K users (they used to start one user apart, so a
+        // "first pass" of K requests over 100,000 users saw only the first quarter).
         let mut resp = resps.clone();
-        resp.rotate_left(index % resps.len());
+        let connections = args.connections.max(1);
+        resp.rotate_left((index * resps.len() / connections) % resps.len());
         let (connect, service, n, allow_temp) = (
             args.connect.clone(),
             format!("{}{extra}", args.service),

@@ -29,8 +29,13 @@ use std::time::{Duration, Instant};
 use crate::model::Credential;
 use crate::store::{SessionRecord, StoredAccount};
 
-/// The longest an entry is believed without a fresh read, whatever the invalidation did.
-pub const MAX_AGE: Duration = Duration::from_secs(30);
+/// The longest an entry is believed without a fresh read, whatever the invalidation did: a
+/// safety net only (every change reaches the cache by a flush, a notification or the poll),
+/// so long enough that a user logging in every few minutes is still served from memory. At
+/// 30 s, logins spread over 100,000 accounts re-read nearly every account on each login, and
+/// the cache sized to them did little (README, "Performance"). Dovecot's `auth_cache_ttl`,
+/// with no invalidation at all, defaults to an hour.
+pub const MAX_AGE: Duration = Duration::from_secs(300);
 
 /// Entries per generation of each kind (so at most twice this many in memory).
 pub const DEFAULT_CAPACITY: usize = 16_384;
