@@ -180,8 +180,8 @@ async fn a_proven_identity_is_recorded_and_evaluated_like_a_login() {
 /// concurrent wrong passwords all passed the check. Limits are the defaults: 10 per account
 /// from one address, 20 per account from everywhere.
 /// Without the record cache every attempt waits on the store for the account after its
-/// reservation, so the whole burst has reserved before the first is verified: exactly the
-/// limit is let through. With the cache, see the next test.
+/// reservation, so the whole burst has reserved before the first is verified: no more than the
+/// limit is verified. With the cache, see the next test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_wrong_passwords_are_throttled() {
     let (_dir, engine) = testkit::engine_with(|c| c.store.cache_size = 0).await;
@@ -197,19 +197,26 @@ async fn concurrent_wrong_passwords_are_throttled() {
                 })
             })
             .collect();
-        let mut limited = 0;
+        // Guesses verified and refused as wrong: never more than the limit. A guess the hash
+        // queue turned away under load (a temporary failure, not counted) frees its
+        // reservation, so another of the burst may then pass the throttle instead: the
+        // throttle's refusals plus the queue's are what is not verified.
+        let (mut wrong, mut refused) = (0, 0);
         for t in tasks {
-            if let Err(LoginError::RateLimited(_)) = t.await.unwrap() {
-                limited += 1;
+            match t.await.unwrap() {
+                Err(LoginError::InvalidCredentials) => wrong += 1,
+                Err(LoginError::RateLimited(_) | LoginError::Unavailable) => refused += 1,
+                other => panic!("a wrong password answered {other:?}"),
             }
         }
-        limited
+        assert_eq!(wrong + refused, 100);
+        wrong
     }
-    assert_eq!(burst(&engine, "alice", |_| "192.0.2.1".into()).await, 90);
-    assert_eq!(
-        burst(&engine, "bob", |i| format!("198.51.100.{i}")).await,
-        80
-    );
+    // Without the throttle's reservations nearly all 100 were verified.
+    let alice = burst(&engine, "alice", |_| "192.0.2.1".into()).await;
+    assert!((1..=10).contains(&alice), "{alice} guesses verified");
+    let bob = burst(&engine, "bob", |i| format!("198.51.100.{i}")).await;
+    assert!((1..=20).contains(&bob), "{bob} guesses verified");
 }
 
 /// With the account in memory an attempt runs from its reservation to the hash queue without
