@@ -139,18 +139,21 @@ fn throttle_locks(r: &Registry) -> R<IntCounterVec> {
     Ok(c)
 }
 
-/// Every outcome exists from the start, so that an alert on denials has a series to rate.
-fn forward_auth(r: &Registry) -> R<IntCounterVec> {
+/// Every outcome exists from the start, so that an alert on denials has a series to rate;
+/// its handles are kept, so that counting one is not a label lookup.
+type ForwardAuth = (IntCounterVec, Arc<[(&'static str, IntCounter)]>);
+fn forward_auth(r: &Registry) -> R<ForwardAuth> {
     let c = counter(
         r,
         "postern_forward_auth_requests_total",
         "GET /auth/verify answers by outcome (allowed, unauthenticated, forbidden, bad_request, unavailable).",
         &["outcome"],
     )?;
-    for outcome in FORWARD_AUTH_OUTCOMES {
-        c.with_label_values(&[outcome]).inc_by(0);
-    }
-    Ok(c)
+    let outcomes = FORWARD_AUTH_OUTCOMES
+        .iter()
+        .map(|o| (*o, c.with_label_values(&[o])))
+        .collect();
+    Ok((c, outcomes))
 }
 
 const FORWARD_AUTH_OUTCOMES: [&str; 5] = [
@@ -166,6 +169,7 @@ impl Metrics {
     pub fn new() -> R<Metrics> {
         let r = Registry::new();
         build_info(&r)?;
+        let (forward_auth, forward_auth_outcomes) = forward_auth(&r)?;
         Ok(Metrics {
             auth_requests: counter(
                 &r,
@@ -259,7 +263,7 @@ impl Metrics {
                 "Connections and requests refused or closed to bound a client's hold on the daemon, by front-end and reason.",
                 &["frontend", "reason"],
             )?,
-            forward_auth: forward_auth(&r)?,
+            forward_auth,
             store_cache: counter(
                 &r,
                 "postern_store_cache_requests_total",
@@ -291,15 +295,8 @@ impl Metrics {
                 &["resource", "method"],
             )?,
             handles: Arc::new(handles::Handles::new()),
-            forward_auth_outcomes: Arc::new([]),
+            forward_auth_outcomes,
             registry: r,
-        })
-        .map(|mut m| {
-            m.forward_auth_outcomes = FORWARD_AUTH_OUTCOMES
-                .iter()
-                .map(|o| (*o, m.forward_auth.with_label_values(&[o])))
-                .collect();
-            m
         })
     }
 
