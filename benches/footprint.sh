@@ -10,7 +10,7 @@
 #             time from the exec of `postern serve` to its sd_notify READY=1, RSS 2 s after
 #   idle      IDLE (default 10000) dovecot-auth connections held open after the handshake:
 #             Postern's RSS with them, and {PLAIN} logins on other connections meanwhile
-#             against the same logins without them
+#             against the same logins before they came and after they left
 #   accounts  ACCOUNTS (default 100000) accounts: `postern apply` of all of them (timed), then
 #             login p50/p99 spread over all of them against the same over the first 100
 #   ldap      ACCOUNTS entries in a private slapd (slapadd), Postern's ldap directory with
@@ -169,11 +169,17 @@ PY
     sleep 2
     rss1=$(rss_kib "$POSTERN_PID")
     during=$("$BENCH_BIN" "${bench_args[@]}" -d "$D" | tail -1)
-    log "idle: RSS $rss0 -> $rss1 KiB with $IDLE connections; logins before: $before; during: $during"
+    # And once more after they are gone: a difference that stays is not theirs (the same
+    # daemon has only run longer).
+    stop_pid "$holder"
+    sleep 2
+    local after
+    after=$("$BENCH_BIN" "${bench_args[@]}" -d "$D" | tail -1)
+    log "idle: RSS $rss0 -> $rss1 KiB with $IDLE connections; logins before: $before; during: $during; after: $after"
     RESULTS+=("idle_connections $IDLE rss_kib_before=$rss0 rss_kib_with=$rss1")
     RESULTS+=("logins_without req_per_s=$(field "$before" req_per_s) p99_ms=$(field "$before" p99_ms)")
     RESULTS+=("logins_with_idle req_per_s=$(field "$during" req_per_s) p99_ms=$(field "$during" p99_ms)")
-    stop_pid "$holder"
+    RESULTS+=("logins_after_idle req_per_s=$(field "$after" req_per_s) p99_ms=$(field "$after" p99_ms)")
     stop_postern
 }
 

@@ -12,4 +12,6 @@ pub mod metrics;
 pub mod net;
 pub mod oauth;
 pub mod runtime;
+#[cfg(test)]
+mod test_alloc;
 pub mod tls;

@@ -86,7 +86,7 @@ impl Engine {
             &AuthEvent {
                 frontend: a.frontend,
                 mechanism: a.mechanism,
-                directory: &directory,
+                directory: directory.as_ref().map_or("none", Link::name),
                 user: a.username,
                 service: a.service.name(),
                 remote_ip: a.remote_ip,
@@ -188,8 +188,10 @@ impl Engine {
     async fn login_inner(
         &self,
         a: &PasswordAttempt<'_>,
-    ) -> (Result<Principal, LoginError>, String) {
-        let none = || "none".to_string();
+    ) -> (Result<Principal, LoginError>, Option<Link>) {
+        // The directory that answered, for the log line: a reference count, not a copy of its
+        // name per attempt.
+        let none = || None;
         if let Err(e) = Self::check_syntax(a) {
             return (Err(e), none());
         }
@@ -227,7 +229,7 @@ impl Engine {
                         Some(c) => reservation.failed_as(&c),
                         None => reservation.failed(),
                     }
-                    return (Err(LoginError::InvalidCredentials), name.to_string());
+                    return (Err(LoginError::InvalidCredentials), Some(link.clone()));
                 }
                 Err(DirectoryError::Overloaded(e)) => {
                     // Refused to stay responsive: a temporary failure here, never a reason to
@@ -236,7 +238,7 @@ impl Engine {
                     // otherwise write a line per attempt.
                     tracing::debug!(directory = name, error = %e, "login refused: overloaded");
                     reservation.release();
-                    return (Err(LoginError::Unavailable), name.to_string());
+                    return (Err(LoginError::Unavailable), Some(link.clone()));
                 }
                 Err(e) => {
                     // Not a "no": a later directory may still know the user, but if none does
@@ -257,7 +259,7 @@ impl Engine {
                 // Not the client's doing (an outage, a broken account): released.
                 Err(_) => reservation.release(),
             }
-            return (result, name.to_string());
+            return (result, Some(link.clone()));
         }
         if outage {
             reservation.release();

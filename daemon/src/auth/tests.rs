@@ -530,3 +530,77 @@ async fn the_reused_session_json_is_the_view_with_its_token() {
     assert!(engine.revoke(&token).await.unwrap());
     assert!(engine.bearer_json(&token, None).await.unwrap().is_none());
 }
+
+/// The one line per attempt (deliverable 5 of the performance issue): counting, timing and
+/// logging an attempt allocates nothing once the thread's format buffer exists, in the text
+/// format (the default). The JSON format's allocations are tracing-subscriber's: it writes the
+/// timestamp into a new `String` per event, which grows three times.
+#[tokio::test(flavor = "current_thread")]
+async fn recording_an_attempt_allocates_nothing() {
+    use crate::config::{LogConfig, LogFormat};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts what the subscriber writes, so the test knows the line was formatted.
+    #[derive(Clone, Default)]
+    struct Bytes(Arc<AtomicUsize>);
+    impl std::io::Write for Bytes {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.fetch_add(b.len(), Ordering::Relaxed);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Bytes {
+        type Writer = Bytes;
+        fn make_writer(&'a self) -> Bytes {
+            self.clone()
+        }
+    }
+
+    let (_dir, engine) = testkit::engine().await;
+    let alice = engine.login(attempt("alice", PASSWORD)).await.unwrap();
+    let ok = Ok(alice);
+    let refused = Err(LoginError::InvalidCredentials);
+    let event = super::login::AuthEvent {
+        frontend: Frontend::DovecotAuth,
+        mechanism: Mechanism::Plain,
+        directory: "internal",
+        user: "alice\"\n",
+        service: "imap",
+        remote_ip: Some("192.0.2.7".parse().unwrap()),
+        started: std::time::Instant::now(),
+    };
+    for (format, allowed) in [(LogFormat::Text, 0), (LogFormat::Json, 3)] {
+        let written = Bytes::default();
+        let config = LogConfig {
+            format,
+            level: "info".into(),
+        };
+        let subscriber = crate::cli::log_subscriber(&config, written.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            // The first events size the thread's buffer and register the call site.
+            for _ in 0..3 {
+                engine.record(&event, &ok);
+                engine.record(&event, &refused);
+            }
+            let (before, bytes) = (test_alloc_count(), written.0.load(Ordering::Relaxed));
+            for _ in 0..100 {
+                engine.record(&event, &ok);
+                engine.record(&event, &refused);
+            }
+            let allocations = test_alloc_count() - before;
+            let line = (written.0.load(Ordering::Relaxed) - bytes) / 200;
+            assert!(line > 100, "{format:?}: the line was written ({line} bytes)");
+            assert!(
+                allocations <= 200 * allowed,
+                "{format:?}: {allocations} allocations for 200 attempts"
+            );
+        });
+    }
+}
+
+fn test_alloc_count() -> u64 {
+    crate::test_alloc::allocations()
+}

@@ -418,6 +418,17 @@ fn hash_password(scheme: &str) -> Result<(), Failure> {
 
 /// Logging to stderr (journald captures it), text or JSON.
 pub fn init_logging(c: &config::LogConfig) {
+    if tracing::subscriber::set_global_default(log_subscriber(c, std::io::stderr)).is_err() {
+        // Already initialised (tests): keep the first subscriber.
+    }
+}
+
+/// The daemon's log subscriber writing to `writer`: the filter of `RUST_LOG` or `[log] level`,
+/// text or JSON lines.
+pub fn log_subscriber<W>(c: &config::LogConfig, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|f| f.parse::<tracing_subscriber::EnvFilter>().ok())
@@ -425,12 +436,9 @@ pub fn init_logging(c: &config::LogConfig) {
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = match c.format {
-        config::LogFormat::Json => builder.json().try_init(),
-        config::LogFormat::Text => builder.with_ansi(false).try_init(),
-    };
-    if result.is_err() {
-        // Already initialised (tests): keep the first subscriber.
+        .with_writer(writer);
+    match c.format {
+        config::LogFormat::Json => Box::new(builder.json().finish()),
+        config::LogFormat::Text => Box::new(builder.with_ansi(false).finish()),
     }
 }

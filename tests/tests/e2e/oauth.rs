@@ -183,6 +183,25 @@ fn two_daemons(url: &str) {
     let s = get(&b_url("/auth/session"), Some(&token));
     assert_eq!(s.status, 200, "{}", s.body);
     assert_eq!(s.json()["principal"]["id"], "client:svc");
+    // Used again at B: its signature is not checked again but taken from B's token cache,
+    // which the revocation through A below must not outlive.
+    let hits = || {
+        get(&b_url("/metrics"), None)
+            .body
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    r#"postern_token_cache_requests_total{issuer="postern",result="hit"}"#,
+                )?
+                .trim()
+                .parse::<u64>()
+                .ok()
+            })
+            .unwrap_or(0)
+    };
+    let before = hits();
+    assert_eq!(get(&b_url("/auth/session"), Some(&token)).status, 200);
+    assert!(hits() > before, "B verified the token's signature again");
 
     // A role change shows at once (within the policy's reload).
     a.daemon.apply(&PROVISION.replace(
