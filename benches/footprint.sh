@@ -7,7 +7,7 @@
 #   start     start-to-ready time and idle RSS of the embedded default's shape (SQLite store,
 #             HTTP and dovecot-auth on loopback), five rounds: a first start in a fresh
 #             directory (database created, admin password hashed) and a second start on it;
-#             time from the exec of `postern serve` to its sd_notify READY=1, RSS 2 s after
+#             time from the exec of `postern serve` to its sd_notify READY=1, RSS 2 s after it and 2 s after one HTTP request
 #   idle      IDLE (default 10000) dovecot-auth connections held open after the handshake:
 #             Postern's RSS with them, and {PLAIN} logins on other connections meanwhile
 #             against the same logins before they came and after they left
@@ -93,10 +93,18 @@ with open(f"{d}/stdout.log", "ab") as out, open(f"{d}/stderr.log", "ab") as err:
             pass
         ms = (time.monotonic() - t0) * 1000
         time.sleep(2)
-        with open(f"/proc/{p.pid}/status") as f:
-            status = dict(l.split(":", 1) for l in f)
-        rss, anon = (status[k].split()[0] for k in ("VmRSS", "RssAnon"))
-        print(f"{ms:.0f} {rss}/{anon}")
+        def status():
+            with open(f"/proc/{p.pid}/status") as f:
+                return dict(l.split(":", 1) for l in f)
+        rss, anon = (status()[k].split()[0] for k in ("VmRSS", "RssAnon"))
+        # Then one HTTP request (the router is built by the first connection), and the RSS
+        # 2 s after it.
+        import re, urllib.request
+        http = re.search(r'protocol = "http"\nbind = "([^"]+)"', open(f"{d}/postern.toml").read())
+        urllib.request.urlopen(f"http://{http.group(1)}/healthz", timeout=10).read()
+        time.sleep(2)
+        served = status()["VmRSS"].split()[0]
+        print(f"{ms:.0f} {rss}/{anon}/{served}")
     finally:
         p.terminate()
         p.wait(timeout=20)
@@ -122,11 +130,11 @@ part_start() {
         rss_second+=("${r#* }")
     done
     log "exec-to-READY ms, first start: ${first[*]}; second start: ${second[*]}"
-    log "idle RSS/anonymous KiB 2 s after READY, first start: ${rss_first[*]}; second start: ${rss_second[*]}"
+    log "idle RSS/anonymous KiB 2 s after READY, then RSS 2 s after one HTTP request; first start: ${rss_first[*]}; second start: ${rss_second[*]}"
     RESULTS+=("first_start_to_ready_ms ${first[*]}")
     RESULTS+=("second_start_to_ready_ms ${second[*]}")
-    RESULTS+=("idle_rss/anon_kib_first_start ${rss_first[*]}")
-    RESULTS+=("idle_rss/anon_kib_second_start ${rss_second[*]}")
+    RESULTS+=("idle_rss/anon/after_http_kib_first_start ${rss_first[*]}")
+    RESULTS+=("idle_rss/anon/after_http_kib_second_start ${rss_second[*]}")
 }
 
 part_idle() {

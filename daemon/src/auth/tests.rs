@@ -592,7 +592,10 @@ async fn recording_an_attempt_allocates_nothing() {
             }
             let allocations = test_alloc_count() - before;
             let line = (written.0.load(Ordering::Relaxed) - bytes) / 200;
-            assert!(line > 100, "{format:?}: the line was written ({line} bytes)");
+            assert!(
+                line > 100,
+                "{format:?}: the line was written ({line} bytes)"
+            );
             assert!(
                 allocations <= 200 * allowed,
                 "{format:?}: {allocations} allocations for 200 attempts"

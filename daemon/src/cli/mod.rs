@@ -425,7 +425,10 @@ pub fn init_logging(c: &config::LogConfig) {
 
 /// The daemon's log subscriber writing to `writer`: the filter of `RUST_LOG` or `[log] level`,
 /// text or JSON lines.
-pub fn log_subscriber<W>(c: &config::LogConfig, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+pub fn log_subscriber<W>(
+    c: &config::LogConfig,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {

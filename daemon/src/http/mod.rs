@@ -22,6 +22,7 @@ mod state;
 pub mod verify;
 
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -53,6 +54,35 @@ pub fn router(state: AppState) -> Router {
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// Every HTTP endpoint, built when the first HTTP connection arrives rather than at start: the
+/// routes' construction runs code of every handler, spread over the binary, which a daemon
+/// that has not answered a web request yet (or only answers mail servers) need not map.
+/// Clones share the one router.
+#[derive(Clone)]
+pub struct LazyRouter {
+    state: AppState,
+    router: Arc<OnceLock<Router>>,
+}
+
+impl LazyRouter {
+    pub fn new(state: AppState) -> LazyRouter {
+        LazyRouter {
+            state,
+            router: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// The router, built by the first caller.
+    pub fn get(&self) -> &Router {
+        self.router.get_or_init(|| router(self.state.clone()))
+    }
+
+    /// Whether it has been built (for the test that it is not at start).
+    pub fn is_built(&self) -> bool {
+        self.router.get().is_some()
+    }
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 
-use super::ClientAddr;
+use super::{ClientAddr, LazyRouter};
 use crate::auth::Engine;
 use crate::net::{Conn, Listener};
 
@@ -45,7 +45,7 @@ pub struct Timeouts {
 /// Serves `app` on `listener` until `shutdown` completes, then lets requests in flight finish.
 pub async fn serve(
     listener: Listener,
-    app: Router,
+    app: LazyRouter,
     timeouts: Timeouts,
     engine: Arc<Engine>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -57,7 +57,7 @@ pub async fn serve(
         tokio::select! {
             _ = &mut shutdown => break,
             (conn, addr) = listener.accept() => {
-                conns.spawn(connection(conn, addr, app.clone(), timeouts, engine.clone(), stop_rx.clone()));
+                conns.spawn(connection(conn, addr, app.get().clone(), timeouts, engine.clone(), stop_rx.clone()));
             }
             // Reap finished connection tasks as we go.
             Some(_) = conns.join_next(), if !conns.is_empty() => {}

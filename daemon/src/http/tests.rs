@@ -275,3 +275,18 @@ fn trusted_proxies_are_validated_and_parsed() {
     assert_eq!(c.server.trusted_proxies, vec!["10.0.0.0/8".to_string()]);
     assert!(crate::config::validate(&c, "postern.toml").is_empty());
 }
+
+/// The router is not built until something asks for it (the first HTTP connection), then
+/// built once and shared by every clone.
+#[tokio::test]
+async fn the_lazy_router_is_built_once_on_first_use() {
+    let (_dir, engine) = testkit::engine().await;
+    let lazy = LazyRouter::new(AppState::new(engine, settings("http://localhost")));
+    let clone = lazy.clone();
+    assert!(!lazy.is_built(), "built before any connection");
+    let first: *const Router = clone.get();
+    assert!(lazy.is_built());
+    assert!(std::ptr::eq(first, lazy.get()), "built twice");
+    let healthz = Request::get("/healthz").body(Body::empty()).unwrap();
+    assert_eq!(send(lazy.get(), healthz).await.status, StatusCode::OK);
+}

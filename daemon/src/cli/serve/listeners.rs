@@ -50,7 +50,7 @@ pub struct Listeners {
     /// One router for every HTTP listener; its settings are swapped on reload
     /// ([`http::AppState::replace`]), so an HTTP listener is bound again only when its own
     /// `[[listener]]` table changes.
-    http: axum::Router,
+    http: http::LazyRouter,
     running: Vec<Running>,
     /// Listeners removed by a reload, still finishing their connections.
     retired: Vec<JoinHandle<()>>,
@@ -78,7 +78,7 @@ impl Listeners {
         Listeners {
             engine,
             metrics,
-            http: http::router(http),
+            http: http::LazyRouter::new(http),
             running: Vec::new(),
             retired: Vec::new(),
         }

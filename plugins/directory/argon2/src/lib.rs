@@ -10,7 +10,8 @@
 //! Each thread keeps its memory between computations (hashing runs on a few dedicated
 //! threads, postern-directory's `secret/pool.rs`, so at most `hash-concurrency` ×
 //! [`KEEP_BYTES`] stays mapped): faulting in 64 MiB afresh for every login cost about a
-//! quarter of the computation. The memory is wiped after every use.
+//! quarter of the computation. The memory is wiped after every use, and given back by
+//! [`release`] when the thread has been idle a while.
 
 #[cfg(test)]
 mod tests;
@@ -85,9 +86,17 @@ pub fn hash(inputs: &Inputs<'_>, out: &mut [u8]) -> Result<(), Argon2Error> {
     })
 }
 
+/// Gives back the memory this thread keeps (its hashing thread has been idle a while).
+pub fn release() {
+    KEPT.with(|kept| {
+        if let Ok(mut kept) = kept.try_borrow_mut() {
+            *kept = None;
+        }
+    });
+}
+
 /// Blocks (KiB) of memory this thread keeps.
-#[cfg(test)]
-fn kept_blocks() -> usize {
+pub fn kept_blocks() -> usize {
     KEPT.with(|kept| kept.borrow().as_ref().map_or(0, Hasher::reserved_blocks))
 }
 

@@ -71,7 +71,21 @@ impl Hasher {
 
     /// `limit` threads, and at most `bounds` work waiting or running.
     pub fn with_limits(limit: usize, bounds: QueueLimits) -> Self {
-        let queue = Arc::new(Queue::default());
+        Self::build(limit, bounds, Queue::default())
+    }
+
+    /// `limit` threads that give their argon2 memory back after `keep_for` without work.
+    #[cfg(test)]
+    pub(super) fn keeping_memory_for(limit: usize, keep_for: std::time::Duration) -> Self {
+        Self::build(
+            limit,
+            QueueLimits::for_threads(limit),
+            Queue::keeping_for(keep_for),
+        )
+    }
+
+    fn build(limit: usize, bounds: QueueLimits, queue: Queue) -> Self {
+        let queue = Arc::new(queue);
         let batched = Arc::new(AtomicUsize::new(0));
         let workers = (0..limit.max(1))
             .filter(|i| {

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
@@ -33,7 +34,15 @@ pub(super) enum Job {
 pub(super) enum Work {
     Task(Task),
     Crypt(Vec<CryptJob>),
+    /// Nothing came for the queue's `keep_for`: time to give back the memory kept for the
+    /// next hash.
+    Idle,
 }
+
+/// How long a hashing thread keeps its argon2 memory (up to 64 MiB) after its last job: a
+/// busy daemon reuses it for every login, an idle one gives it back rather than hold
+/// `hash-concurrency` × 64 MiB for good.
+pub(super) const KEEP_FOR: Duration = Duration::from_secs(10);
 
 #[derive(Default)]
 struct Jobs {
@@ -44,13 +53,28 @@ struct Jobs {
     closed: bool,
 }
 
-#[derive(Default)]
 pub(super) struct Queue {
     jobs: Mutex<Jobs>,
     ready: Condvar,
+    keep_for: Duration,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue::keeping_for(KEEP_FOR)
+    }
 }
 
 impl Queue {
+    /// A queue whose threads are told [`Work::Idle`] after `keep_for` without work.
+    pub fn keeping_for(keep_for: Duration) -> Self {
+        Queue {
+            jobs: Mutex::default(),
+            ready: Condvar::new(),
+            keep_for,
+        }
+    }
+
     /// The jobs, even if a thread panicked while holding the lock: nothing runs under it but
     /// queue operations, which leave the queues consistent.
     fn lock(&self) -> MutexGuard<'_, Jobs> {
@@ -77,8 +101,10 @@ impl Queue {
     /// The oldest job, or [`LANES`] SHA-512-crypt verifications when that many wait; `None`
     /// once the queue is closed and empty. SHA-512-crypt jobs whose caller has gone are dropped
     /// here unrun (tasks check for themselves as they start: see `Hasher::run_as`), so that a
-    /// batch is made of live jobs only.
-    fn take(&self) -> Option<Work> {
+    /// batch is made of live jobs only. A thread `holding` memory from its last job gets
+    /// [`Work::Idle`] when nothing comes for `keep_for`; one that holds none waits without a
+    /// timeout (an idle daemon's hashing threads are never woken).
+    pub(super) fn take(&self, holding: bool) -> Option<Work> {
         let mut jobs = self.lock();
         loop {
             jobs.crypt.retain(|(_, job)| {
@@ -96,10 +122,21 @@ impl Queue {
                     if jobs.closed {
                         return None;
                     }
-                    jobs = self
+                    if !holding {
+                        jobs = self
+                            .ready
+                            .wait(jobs)
+                            .unwrap_or_else(PoisonError::into_inner);
+                        continue;
+                    }
+                    let (guard, waited) = self
                         .ready
-                        .wait(jobs)
+                        .wait_timeout(jobs, self.keep_for)
                         .unwrap_or_else(PoisonError::into_inner);
+                    jobs = guard;
+                    if waited.timed_out() && jobs.tasks.is_empty() && jobs.crypt.is_empty() {
+                        return Some(Work::Idle);
+                    }
                     continue;
                 }
             };
@@ -126,10 +163,13 @@ impl Drop for Closer {
 /// One worker: runs jobs until every [`super::Hasher`] clone is gone and the queue is empty.
 pub(super) fn work_loop(queue: Arc<Queue>, batched: Arc<AtomicUsize>) {
     lower_priority();
-    while let Some(work) = queue.take() {
+    let mut holding = false;
+    while let Some(work) = queue.take(holding) {
+        holding = !matches!(work, Work::Idle);
         // A panicking scheme must not take the thread with it: the jobs' reply channels are
         // dropped, so their callers see `TaskFailed`, and the thread takes the next job.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match work {
+            Work::Idle => postern_argon2::release(),
             Work::Task(task) => task(),
             Work::Crypt(jobs) => {
                 if jobs.len() > 1 {

@@ -767,3 +767,29 @@ async fn hashing_threads_run_at_a_lower_priority() {
     assert_eq!(theirs, (ours + super::queue::NICE).min(19));
     assert!(theirs > ours || ours == 19);
 }
+
+/// A hashing thread keeps its argon2 memory while logins keep coming and gives it back once
+/// idle for the queue's `keep_for` (10 s in the daemon), so an idle daemon does not hold
+/// `hash-concurrency` × 64 MiB after a burst of logins.
+#[tokio::test]
+async fn an_idle_hashing_thread_gives_its_argon2_memory_back() {
+    let hasher = Hasher::keeping_memory_for(1, Duration::from_secs(2));
+    let kept = || Ok(postern_argon2::kept_blocks());
+    let after_hash = hasher
+        .run(|| {
+            hash_password(b"some password")?;
+            Ok(postern_argon2::kept_blocks())
+        })
+        .await
+        .unwrap();
+    assert!(after_hash >= 19 * 1024, "{after_hash} KiB kept");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        hasher.run(kept).await.unwrap(),
+        after_hash,
+        "given back too soon"
+    );
+    // The job above restarted the wait; nothing comes now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(hasher.run(kept).await.unwrap(), 0, "still kept while idle");
+}
