@@ -21,7 +21,7 @@ run() {
     [ "$rc" -eq 0 ] || FAILED=1
     tail -12 "$OUT/$name.log" >> "$OUT/summary"
 }
-run plain "$HERE/dovecot-compare.sh" -k 100 -c 4 -n 8 -d 10 plain
+run plain "$HERE/dovecot-compare.sh" -k 100 -c 4 -n 8 -d 5 -r 3 plain
 run cache-hit "$HERE/dovecot-compare.sh" -k 200 -c 4 -n 8 -d 10 cache-hit
 run session "$HERE/session-compare.sh" -d 10
 run argon2id "$HERE/dovecot-compare.sh" -k 50 -d 10 --argon2 dovecot argon2id

@@ -23,6 +23,10 @@
 #   -c CONNS      connections (default 4)
 #   -n INFLIGHT   requests in flight per connection (default 8)
 #   -d SECONDS    duration of each measured run (default 10)
+#   -r ROUNDS     sha512-crypt and plain: both servers up at once and measured in turn ROUNDS
+#                 times, D seconds each (default 1: one after the other). On a shared host
+#                 whose speed drifts (other tenants), the drift then weighs on both alike; the
+#                 rate is all requests over all measured seconds, p50/p99 the rounds' medians
 #   --only dovecot|postern   run one half only (e.g. Dovecot before a Postern plugin exists)
 #   --postern BIN the postern binary (default target/release/postern; postern-bench beside it)
 #   --keep        keep the work directory (configs, logs) and print its path
@@ -44,7 +48,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 # shellcheck source=benches/lib.sh
 . "$HERE/lib.sh"
 
-K=1000 C=4 N=8 D=10 ONLY="" KEEP=""
+K=1000 C=4 N=8 D=10 R=1 ONLY="" KEEP=""
 POSTERN_BIN=$ROOT/target/release/postern
 MODES=()
 while [ $# -gt 0 ]; do
@@ -53,6 +57,7 @@ while [ $# -gt 0 ]; do
         -c) C=$2; shift 2 ;;
         -n) N=$2; shift 2 ;;
         -d) D=$2; shift 2 ;;
+        -r) R=$2; shift 2 ;;
         --only) ONLY=$2; shift 2 ;;
         --postern) POSTERN_BIN=$(realpath "$2"); shift 2 ;;
         --keep) KEEP=1; shift ;;
@@ -90,9 +95,9 @@ trap 'exit 130' INT TERM
 
 RESULTS=()   # "mode server req/s p50 p99 extra"
 
-# measure MODE SERVER SOCKET [HEALTHZ_URL] — warm-up, then the measured run.
-measure() {
-    local mode=$1 server=$2 socket=$3 healthz=${4:-}
+# prepare SERVER SOCKET — the checks and the warm-up before a server is measured.
+prepare() {
+    local server=$1 socket=$2
     # The server really checks passwords: a wrong one must be refused (answered after the
     # server's failure delay).
     if RUST_BACKTRACE=0 "$BENCH_BIN" --connect "unix:$socket" --user "$(user_name 1)" \
@@ -103,6 +108,36 @@ measure() {
     # first login, and the runs below measure the steady state.
     bench "$server first login" "$socket" 1 1 0.1 > /dev/null
     bench "$server warm-up" "$socket" "$C" "$N" 1 > /dev/null
+}
+
+# measure_rounds MODE — Dovecot and Postern, both up, measured in turn R times (see -r).
+measure_rounds() {
+    local mode=$1 r server socket line
+    local -A requests seconds p50 p99
+    prepare dovecot "$DOVECOT_SOCKET"
+    prepare postern "$POSTERN_SOCKET"
+    for ((r = 1; r <= R; r++)); do
+        for server in dovecot postern; do
+            socket=$DOVECOT_SOCKET
+            [ "$server" = postern ] && socket=$POSTERN_SOCKET
+            line=$(bench "$server" "$socket" "$C" "$N" "$D")
+            log "$mode $server round $r: $line"
+            requests[$server]=$(( ${requests[$server]:-0} + $(field "$line" requests) ))
+            seconds[$server]=$(awk -v a="${seconds[$server]:-0}" -v b="$(field "$line" seconds)" 'BEGIN { print a + b }')
+            p50[$server]+="$(field "$line" p50_ms) "
+            p99[$server]+="$(field "$line" p99_ms) "
+        done
+    done
+    for server in dovecot postern; do
+        # shellcheck disable=SC2086
+        RESULTS+=("$mode $server $(awk -v q="${requests[$server]}" -v s="${seconds[$server]}" 'BEGIN { printf "%.1f", q / s }') $(median ${p50[$server]}) $(median ${p99[$server]}) rounds=$R")
+    done
+}
+
+# measure MODE SERVER SOCKET [HEALTHZ_URL] — warm-up, then the measured run.
+measure() {
+    local mode=$1 server=$2 socket=$3 healthz=${4:-}
+    prepare "$server" "$socket"
     local line
     line=$(bench "$server" "$socket" "$C" "$N" "$D" "$healthz")
     log "$mode $server: $line"
@@ -139,6 +174,21 @@ run_passwd_file() {
         BENCH_USER_FILE=$WORK/passwords-$mode.tsv
         for i in $(seq 1 "$K"); do printf '%s\t%s\n' "$(user_name "$i")" "$(user_password "$i")"; done \
             > "$BENCH_USER_FILE"
+    fi
+    if [ "$R" -gt 1 ] && [ -z "$ONLY" ] && [ "$mode" != argon2id ]; then
+        tr '\t' ':' < "$hashes" > "$WORK/users-$mode"
+        chmod 644 "$WORK/users-$mode"
+        start_dovecot "passdb {
+  driver = passwd-file
+  args = $WORK/users-$mode
+}"
+        provision_internal "$hashes" "$WORK/provision-$mode.toml"
+        rm -rf "$WORK/postern"
+        start_postern "" "$WORK/provision-$mode.toml"
+        measure_rounds "$mode"
+        stop_postern
+        stop_dovecot
+        return
     fi
     if [ "$ONLY" != postern ]; then
         tr '\t' ':' < "$hashes" > "$WORK/users-$mode"

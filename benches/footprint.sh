@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What Postern holds and how it scales, the figures issue 16 names beside the login rates:
 #
-#   benches/footprint.sh [-k ACCOUNTS] [-i IDLE] [-d SECONDS] [--postern BIN] [--keep] PART...
+#   benches/footprint.sh [-k ACCOUNTS] [-i IDLE] [-d SECONDS] [-r ROUNDS] [--postern BIN] [--keep] PART...
 #
 # PART:
 #   start     start-to-ready time and idle RSS of the embedded default's shape (SQLite store,
@@ -12,7 +12,8 @@
 #             Postern's RSS with them, and {PLAIN} logins on other connections meanwhile
 #             against the same logins before they came and after they left
 #   accounts  ACCOUNTS (default 100000) accounts: `postern apply` of all of them (timed), then
-#             login p50/p99 spread over all of them against the same over the first 100
+#             login p50/p99 spread over all of them against the same over the first 100, the
+#             two measured in turn ROUNDS (default 3) times
 #   ldap      ACCOUNTS entries in a private slapd (slapadd), Postern's ldap directory with
 #             auth-method lookup and cleartext userPassword: login p50/p99 over all of them
 #             against the same over the first 100
@@ -27,7 +28,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 # shellcheck source=benches/lib.sh
 . "$HERE/lib.sh"
 
-K=100000 IDLE=10000 D=10 KEEP=""
+K=100000 IDLE=10000 D=10 ROUNDS=3 KEEP=""
 POSTERN_BIN=$ROOT/target/release/postern
 PARTS=()
 while [ $# -gt 0 ]; do
@@ -35,6 +36,7 @@ while [ $# -gt 0 ]; do
         -k) K=$2; shift 2 ;;
         -i) IDLE=$2; shift 2 ;;
         -d) D=$2; shift 2 ;;
+        -r) ROUNDS=$2; shift 2 ;;
         --postern) POSTERN_BIN=$(realpath "$2"); shift 2 ;;
         --keep) KEEP=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -237,18 +239,29 @@ first_pass() {
     RESULTS+=("${name}_first_pass req_per_s=$(field "$out" req_per_s) p50_ms=$(field "$out" p50_ms) p99_ms=$(field "$out" p99_ms)")
 }
 
-# login_spread NAME — login p50/p99 over the first 100 of users-$K.tsv and over all K, on the
-# running Postern; results recorded as NAME_over_100 and NAME_over_K.
+# login_spread NAME — login rate and p50/p99 over the first 100 of users-$K.tsv and over all
+# K, on the running Postern, measured in turn ROUNDS times (D seconds each) so that a drift
+# of the shared machine's speed weighs on both alike; the rate is over all rounds, p50 and
+# p99 the rounds' medians. Recorded as NAME_over_100 and NAME_over_K.
 login_spread() {
-    local name=$1 few many
+    local name=$1 r set out
+    local -A requests seconds p50 p99
     head -100 "$WORK/users-$K.tsv" > "$WORK/users-100.tsv"
     "$BENCH_BIN" --connect "unix:$POSTERN_SOCKET" --user-file "$WORK/users-100.tsv" -c 4 -n 8 -d 1 > /dev/null
-    few=$("$BENCH_BIN" --connect "unix:$POSTERN_SOCKET" --user-file "$WORK/users-100.tsv" -c 4 -n 8 -d "$D" | tail -1)
-    many=$("$BENCH_BIN" --connect "unix:$POSTERN_SOCKET" --user-file "$WORK/users-$K.tsv" -c 4 -n 8 -d "$D" | tail -1)
-    log "$name: logins over 100 accounts: $few"
-    log "$name: logins over $K accounts: $many"
-    RESULTS+=("${name}_over_100 req_per_s=$(field "$few" req_per_s) p50_ms=$(field "$few" p50_ms) p99_ms=$(field "$few" p99_ms)")
-    RESULTS+=("${name}_over_$K req_per_s=$(field "$many" req_per_s) p50_ms=$(field "$many" p50_ms) p99_ms=$(field "$many" p99_ms)")
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for set in 100 "$K"; do
+            out=$("$BENCH_BIN" --connect "unix:$POSTERN_SOCKET" --user-file "$WORK/users-$set.tsv" -c 4 -n 8 -d "$D" | tail -1)
+            log "$name: round $r, logins over $set accounts: $out"
+            requests[$set]=$(( ${requests[$set]:-0} + $(field "$out" requests) ))
+            seconds[$set]=$(awk -v a="${seconds[$set]:-0}" -v b="$(field "$out" seconds)" 'BEGIN { print a + b }')
+            p50[$set]+="$(field "$out" p50_ms) "
+            p99[$set]+="$(field "$out" p99_ms) "
+        done
+    done
+    for set in 100 "$K"; do
+        # shellcheck disable=SC2086
+        RESULTS+=("${name}_over_$set req_per_s=$(awk -v q="${requests[$set]}" -v s="${seconds[$set]}" 'BEGIN { printf "%.1f", q / s }') p50_ms=$(median ${p50[$set]}) p99_ms=$(median ${p99[$set]}) rounds=$ROUNDS")
+    done
 }
 
 part_ldap() {

@@ -299,5 +299,8 @@ bench() {
     printf '%s\n' "$out" | tail -1
 }
 
+# median V... — the middle value (the upper middle of an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int(NR / 2) + 1] }'; }
+
 # field LINE KEY — the value of KEY= in a postern-bench result line.
 field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }

@@ -7,7 +7,8 @@ use std::{env, fs, path::Path};
 fn main() {
     // Relative relocations packed (DT_RELR; glibc 2.36, Debian 12, and later): the loader reads
     // about 10 KiB of relocation table at start instead of about 750 KiB, which stayed resident
-    // for the daemon's whole life. Only the binaries: tests and benches link as before.
+    // for the daemon's whole life. Only the binaries: tests and benches link as before. An
+    // older glibc would not apply them (the package depends on libc6 >= 2.36).
     if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
         && env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu")
     {

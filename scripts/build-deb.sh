@@ -78,7 +78,7 @@ Version: $debversion
 Architecture: $arch
 Maintainer: Postern Maintainers <maintainers@postern.example.org>
 Installed-Size: $size
-Depends: libc6 (>= 2.34), libgcc-s1 (>= 4.2), adduser, init-system-helpers (>= 1.54), procps
+Depends: libc6 (>= 2.36), libgcc-s1 (>= 4.2), adduser, init-system-helpers (>= 1.54), procps
 Recommends: systemd
 Suggests: postfix | exim4-daemon-heavy, nginx-core, prometheus
 Section: mail
