@@ -559,3 +559,35 @@ async fn cancelled_requests_keep_their_slots_until_verified() {
     .await;
     assert_eq!(c.line().await.unwrap(), "OK\t2\tuser=alice");
 }
+
+/// What one dovecot-auth login costs the allocator, end to end in the daemon (the request
+/// parsed, the engine's login, the answer written), on a current-thread runtime so that every
+/// allocation is this thread's. A verification-cache hit, so no hashing thread is involved:
+/// the path a `{PLAIN}` login takes. The bound is today's count (55, about 6 of them the test
+/// client's own) with a little room, so that a change which adds work per request to the hot
+/// path is seen; lowering it is issue 16's open work (README, the idle-connections finding).
+#[tokio::test(flavor = "current_thread")]
+async fn a_login_allocates_a_bounded_number_of_times() {
+    let (_dir, engine) = testkit::engine_with(|c| c.authentication.cache_size = 100).await;
+    let mut c = Client::default(&engine).await;
+    let request = |id: u32| {
+        format!(
+            "AUTH\t{id}\tPLAIN\tservice=imap\tsecured\trip=192.0.2.7\tresp={}\n",
+            plain("alice", PASSWORD)
+        )
+    };
+    // The first logins hash (on a hashing thread), fill the caches, size the buffers.
+    for id in 1..=5 {
+        c.send(&request(id)).await;
+        assert_eq!(c.line().await.unwrap(), format!("OK\t{id}\tuser=alice"));
+    }
+    let requests: Vec<String> = (100..200).map(request).collect();
+    let before = crate::test_alloc::allocations();
+    for (r, id) in requests.iter().zip(100..) {
+        c.send(r).await;
+        assert_eq!(c.line().await.unwrap(), format!("OK\t{id}\tuser=alice"));
+    }
+    let per_login = (crate::test_alloc::allocations() - before) / 100;
+    eprintln!("allocations per login: {per_login}");
+    assert!(per_login <= 64, "{per_login} allocations per login");
+}
