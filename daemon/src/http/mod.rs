@@ -80,6 +80,7 @@ impl LazyRouter {
     }
 
     /// Whether it has been built (for the test that it is not at start).
+    #[cfg(test)]
     pub fn is_built(&self) -> bool {
         self.router.get().is_some()
     }

@@ -19,28 +19,15 @@
 //! entries (two generations; a full current one becomes the previous one, whose entries move
 //! back when used).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use crate::generations::Generations;
+
 /// The keyed digest of a token's text: how the cache knows it ([`TokenCache::digest`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenDigest([u8; 32]);
-
-struct Entry<V> {
-    value: V,
-    /// Unix seconds: the token's `exp` (or sooner, if the verifier wants it rechecked).
-    expires_at: i64,
-}
-
-struct Generations<V> {
-    current: HashMap<TokenDigest, Entry<V>>,
-    previous: HashMap<TokenDigest, Entry<V>>,
-}
 
 /// Hits and misses since start.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -52,10 +39,9 @@ pub struct TokenCacheStats {
 pub struct TokenCache<V> {
     /// The HMAC key of the digests: drawn at start, never stored or logged.
     key: Zeroizing<[u8; 32]>,
-    maps: Mutex<Generations<V>>,
-    capacity: usize,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    /// Expiring at the token's `exp` (or sooner, if the verifier wants it rechecked), in unix
+    /// seconds.
+    entries: Generations<TokenDigest, V, i64>,
 }
 
 impl<V: Clone> TokenCache<V> {
@@ -63,13 +49,7 @@ impl<V: Clone> TokenCache<V> {
     pub fn new(capacity: usize) -> TokenCache<V> {
         TokenCache {
             key: Zeroizing::new(rand::random()),
-            maps: Mutex::new(Generations {
-                current: HashMap::new(),
-                previous: HashMap::new(),
-            }),
-            capacity,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            entries: Generations::new(capacity),
         }
     }
 
@@ -84,94 +64,40 @@ impl<V: Clone> TokenCache<V> {
         TokenDigest(mac.finalize().into_bytes().into())
     }
 
-    /// Whether the cache keeps anything (capacity above 0).
-    pub fn enabled(&self) -> bool {
-        self.capacity > 0
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Generations<V>> {
-        self.maps
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// What was stored with a verified token that has not expired at `now` (unix seconds).
     pub fn get(&self, digest: &TokenDigest, now: i64) -> Option<V> {
-        let mut maps = self.lock();
-        let found = match maps.current.get(digest) {
-            Some(e) if e.expires_at > now => Some(e.value.clone()),
-            Some(_) => {
-                maps.current.remove(digest);
-                None
-            }
-            None => match maps.previous.remove(digest) {
-                Some(e) if e.expires_at > now => {
-                    let value = e.value.clone();
-                    self.put(&mut maps, *digest, e);
-                    Some(value)
-                }
-                _ => None,
-            },
-        };
-        drop(maps);
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        found
+        self.entries.get(digest, now)
     }
 
     /// Keeps a token that just verified, until `expires_at` (unix seconds, its `exp`).
     pub fn insert(&self, digest: TokenDigest, value: V, expires_at: i64) {
-        if self.capacity == 0 {
-            return;
-        }
-        let mut maps = self.lock();
-        self.put(&mut maps, digest, Entry { value, expires_at });
-    }
-
-    fn put(&self, maps: &mut Generations<V>, digest: TokenDigest, e: Entry<V>) {
-        if maps.current.len() >= self.capacity && !maps.current.contains_key(&digest) {
-            maps.previous = std::mem::take(&mut maps.current);
-        }
-        maps.current.insert(digest, e);
+        self.entries.insert(digest, value, expires_at);
     }
 
     /// One token revoked.
     pub fn invalidate(&self, digest: &TokenDigest) {
-        let mut maps = self.lock();
-        maps.current.remove(digest);
-        maps.previous.remove(digest);
+        self.entries.remove(digest);
     }
 
     /// Every token whose stored value matches (all of an account's, of a client's): a scan,
     /// for revocations, which are rare.
     pub fn invalidate_where(&self, revoked: impl Fn(&V) -> bool) {
-        let mut maps = self.lock();
-        maps.current.retain(|_, e| !revoked(&e.value));
-        maps.previous.retain(|_, e| !revoked(&e.value));
+        self.entries.remove_where(revoked);
     }
 
     /// Everything (signing keys changed, configuration reloaded).
     pub fn clear(&self) {
-        let mut maps = self.lock();
-        maps.current = HashMap::new();
-        maps.previous = HashMap::new();
+        self.entries.clear();
     }
 
     pub fn stats(&self) -> TokenCacheStats {
-        TokenCacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
-        }
+        let (hits, misses) = self.entries.counts();
+        TokenCacheStats { hits, misses }
     }
 
     /// Tokens held now.
     pub fn len(&self) -> usize {
-        let maps = self.lock();
-        maps.current.len() + maps.previous.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -16,13 +16,12 @@
 //! not tell which users exist. Negative entries live `cache-negative-ttl` (short by
 //! default). Bounded: at most `cache-size` entries (two generations of half each).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+
+use crate::generations::Generations;
 
 /// What `[authentication]` sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,22 +41,11 @@ pub struct VerifyCacheStats {
 
 type Key = [u8; 32];
 
-struct Entry {
-    matched: bool,
-    until: Instant,
-}
-
-struct Generations {
-    current: HashMap<Key, Entry>,
-    previous: HashMap<Key, Entry>,
-}
-
 pub struct VerifyCache {
     settings: VerifyCacheSettings,
     secret: [u8; 32],
-    maps: Mutex<Generations>,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    /// Whether the password matched, until when.
+    entries: Generations<Key, bool, Instant>,
 }
 
 impl VerifyCache {
@@ -69,19 +57,8 @@ impl VerifyCache {
         Some(VerifyCache {
             settings,
             secret: rand::random(),
-            maps: Mutex::new(Generations {
-                current: HashMap::new(),
-                previous: HashMap::new(),
-            }),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            entries: Generations::new((settings.size / 2).max(1)),
         })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
-        self.maps
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The keyed digest of a (stored hash, password) pair; both length-prefixed, so no two
@@ -101,31 +78,7 @@ impl VerifyCache {
 
     /// The cached answer for `key`, if one is still fresh.
     pub(crate) fn get(&self, key: &Key) -> Option<bool> {
-        let now = Instant::now();
-        let mut maps = self.lock();
-        let found = match maps.current.get(key) {
-            Some(e) if e.until > now => Some(e.matched),
-            Some(_) => {
-                maps.current.remove(key);
-                None
-            }
-            None => match maps.previous.remove(key) {
-                Some(e) if e.until > now => {
-                    let matched = e.matched;
-                    Self::insert(&mut maps, self.settings.size, *key, e);
-                    Some(matched)
-                }
-                _ => None,
-            },
-        };
-        drop(maps);
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        found
+        self.entries.get(key, Instant::now())
     }
 
     pub(crate) fn put(&self, key: Key, matched: bool) {
@@ -137,40 +90,23 @@ impl VerifyCache {
         if ttl.is_zero() {
             return;
         }
-        let entry = Entry {
-            matched,
-            until: Instant::now() + ttl,
-        };
-        Self::insert(&mut self.lock(), self.settings.size, key, entry);
-    }
-
-    fn insert(maps: &mut Generations, size: usize, key: Key, e: Entry) {
-        let half = (size / 2).max(1);
-        if maps.current.len() >= half && !maps.current.contains_key(&key) {
-            maps.previous = std::mem::take(&mut maps.current);
-        }
-        maps.current.insert(key, e);
+        self.entries.insert(key, matched, Instant::now() + ttl);
     }
 
     /// Forgets everything (the store changed).
     pub fn flush(&self) {
-        let mut maps = self.lock();
-        maps.current = HashMap::new();
-        maps.previous = HashMap::new();
+        self.entries.clear();
     }
 
     pub fn stats(&self) -> VerifyCacheStats {
-        VerifyCacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
-        }
+        let (hits, misses) = self.entries.counts();
+        VerifyCacheStats { hits, misses }
     }
 
     /// Entries held now.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        let maps = self.lock();
-        maps.current.len() + maps.previous.len()
+        self.entries.len()
     }
 }
 
