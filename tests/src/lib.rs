@@ -341,6 +341,16 @@ pub fn get(url: &str, bearer: Option<&str>) -> Reply {
     reply(req.call())
 }
 
+/// The value of one series (its name and labels, as `/metrics` prints them) at a daemon's
+/// metrics URL; 0 when absent.
+pub fn metric_at(metrics_url: &str, series: &str) -> u64 {
+    get(metrics_url, None)
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
 pub fn delete(url: &str, bearer: &str) -> Reply {
     reply(
         ureq::delete(url)

@@ -47,11 +47,7 @@ const INHERIT: &str = r#"{ mode = "inherit" }"#;
 
 /// The value of one series in `/metrics` (0 when absent).
 fn metric(d: &Daemon, series: &str) -> u64 {
-    get(&d.url("/metrics"), None)
-        .body
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
+    metric_at(&d.url("/metrics"), series)
 }
 
 #[test]

@@ -186,18 +186,10 @@ fn two_daemons(url: &str) {
     // Used again at B: its signature is not checked again but taken from B's token cache,
     // which the revocation through A below must not outlive.
     let hits = || {
-        get(&b_url("/metrics"), None)
-            .body
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(
-                    r#"postern_token_cache_requests_total{issuer="postern",result="hit"}"#,
-                )?
-                .trim()
-                .parse::<u64>()
-                .ok()
-            })
-            .unwrap_or(0)
+        metric_at(
+            &b_url("/metrics"),
+            r#"postern_token_cache_requests_total{issuer="postern",result="hit"}"#,
+        )
     };
     let before = hits();
     assert_eq!(get(&b_url("/auth/session"), Some(&token)).status, 200);

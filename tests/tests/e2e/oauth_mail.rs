@@ -52,18 +52,10 @@ fn access_tokens_log_in_on_dovecot_auth_as_postfix_sends_them() {
     assert_eq!(c.line().as_deref(), Some("OK\t2\tuser=alice"));
     // The second use was answered without a signature check.
     let cache_hits = || {
-        get(&d.daemon.url("/metrics"), None)
-            .body
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(
-                    r#"postern_token_cache_requests_total{issuer="postern",result="hit"}"#,
-                )?
-                .trim()
-                .parse::<u64>()
-                .ok()
-            })
-            .unwrap_or(0)
+        metric_at(
+            &d.daemon.url("/metrics"),
+            r#"postern_token_cache_requests_total{issuer="postern",result="hit"}"#,
+        )
     };
     assert!(cache_hits() >= 1, "the reused token was verified again");
     // Someone else's name with alice's token: refused.

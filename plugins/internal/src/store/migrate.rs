@@ -179,30 +179,29 @@ mod tests {
     #[tokio::test]
     async fn the_lower_case_name_check_uses_an_index() {
         let store = crate::store::testing::store("lower-name", 1).await;
-        let plan: Vec<String> = sqlx::query(
-            "EXPLAIN QUERY PLAN SELECT name FROM accounts WHERE LOWER(name) = $1 AND name <> $2",
-        )
-        .bind("alice@example.org")
-        .bind("bob")
-        .fetch_all(store.db())
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.try_get::<String, _>(3).unwrap())
-        .collect();
-        assert!(
-            plan.iter().any(|step| step.contains("accounts_lower_name")),
-            "{plan:?}"
-        );
-        let plan: Vec<String> =
-            sqlx::query("EXPLAIN QUERY PLAN DELETE FROM account_emails WHERE account = $1")
-                .bind("alice")
-                .fetch_all(store.db())
+        // SQLite's plan for `statement`, one step per row (the bound values do not matter).
+        let db = store.db();
+        let plan_of = |statement: &'static str| async move {
+            sqlx::query(statement)
+                .bind("alice@example.org")
+                .bind("bob")
+                .fetch_all(db)
                 .await
                 .unwrap()
                 .iter()
                 .map(|row| row.try_get::<String, _>(3).unwrap())
-                .collect();
+                .collect::<Vec<String>>()
+        };
+        let plan = plan_of(
+            "EXPLAIN QUERY PLAN SELECT name FROM accounts WHERE LOWER(name) = $1 AND name <> $2",
+        )
+        .await;
+        assert!(
+            plan.iter().any(|step| step.contains("accounts_lower_name")),
+            "{plan:?}"
+        );
+        let plan =
+            plan_of("EXPLAIN QUERY PLAN DELETE FROM account_emails WHERE account = $1").await;
         assert!(
             plan.iter()
                 .any(|step| step.contains("account_emails_account")),
