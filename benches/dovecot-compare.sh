@@ -112,26 +112,21 @@ prepare() {
 
 # measure_rounds MODE — Dovecot and Postern, both up, measured in turn R times (see -r).
 measure_rounds() {
-    local mode=$1 r server socket line
-    local -A requests seconds p50 p99
+    local mode=$1 r line sum dovecot=() postern=()
     prepare dovecot "$DOVECOT_SOCKET"
     prepare postern "$POSTERN_SOCKET"
     for ((r = 1; r <= R; r++)); do
-        for server in dovecot postern; do
-            socket=$DOVECOT_SOCKET
-            [ "$server" = postern ] && socket=$POSTERN_SOCKET
-            line=$(bench "$server" "$socket" "$C" "$N" "$D")
-            log "$mode $server round $r: $line"
-            requests[$server]=$(( ${requests[$server]:-0} + $(field "$line" requests) ))
-            seconds[$server]=$(awk -v a="${seconds[$server]:-0}" -v b="$(field "$line" seconds)" 'BEGIN { print a + b }')
-            p50[$server]+="$(field "$line" p50_ms) "
-            p99[$server]+="$(field "$line" p99_ms) "
-        done
+        line=$(bench dovecot "$DOVECOT_SOCKET" "$C" "$N" "$D")
+        log "$mode dovecot round $r: $line"
+        dovecot+=("$line")
+        line=$(bench postern "$POSTERN_SOCKET" "$C" "$N" "$D")
+        log "$mode postern round $r: $line"
+        postern+=("$line")
     done
-    for server in dovecot postern; do
-        # shellcheck disable=SC2086
-        RESULTS+=("$mode $server $(awk -v q="${requests[$server]}" -v s="${seconds[$server]}" 'BEGIN { printf "%.1f", q / s }') $(median ${p50[$server]}) $(median ${p99[$server]}) rounds=$R")
-    done
+    sum=$(over_rounds "${dovecot[@]}")
+    RESULTS+=("$mode dovecot $(field "$sum" req_per_s) $(field "$sum" p50_ms) $(field "$sum" p99_ms) rounds=$R")
+    sum=$(over_rounds "${postern[@]}")
+    RESULTS+=("$mode postern $(field "$sum" req_per_s) $(field "$sum" p50_ms) $(field "$sum" p99_ms) rounds=$R")
 }
 
 # measure MODE SERVER SOCKET [HEALTHZ_URL] — warm-up, then the measured run.
@@ -242,17 +237,8 @@ EOF
         start_postern "[authentication]
 directories = [\"corp\"]
 
-[directory.corp]
-type = \"ldap\"
-url = \"$LDAP_URL\"
-base-dn = \"ou=people,$LDAP_BASE\"
-bind-dn = \"$LDAP_ADMIN\"
-bind-password = \"$LDAP_ADMIN_PW\"
-auth-method = \"$method\"
-user-filter = \"(&(objectClass=inetOrgPerson)(uid={user}))\"
-attributes = { name = \"uid\", email = \"mail\", secret = \"userPassword\" }
-pool-size = 8
-timeout = \"5s\""
+$(ldap_directory "$method" 'attributes = { name = "uid", email = "mail", secret = "userPassword" }
+pool-size = 8')"
         measure "$mode" postern "$POSTERN_SOCKET"
         stop_postern
     fi

@@ -244,24 +244,19 @@ first_pass() {
 # of the shared machine's speed weighs on both alike; the rate is over all rounds, p50 and
 # p99 the rounds' medians. Recorded as NAME_over_100 and NAME_over_K.
 login_spread() {
-    local name=$1 r set out
-    local -A requests seconds p50 p99
+    local name=$1 r out few=() many=()
     head -100 "$WORK/users-$K.tsv" > "$WORK/users-100.tsv"
     "$BENCH_BIN" --connect "unix:$POSTERN_SOCKET" --user-file "$WORK/users-100.tsv" -c 4 -n 8 -d 1 > /dev/null
     for ((r = 1; r <= ROUNDS; r++)); do
-        for set in 100 "$K"; do
-            out=$("$BENCH_BIN" --connect "unix:$POSTERN_SOCKET" --user-file "$WORK/users-$set.tsv" -c 4 -n 8 -d "$D" | tail -1)
-            log "$name: round $r, logins over $set accounts: $out"
-            requests[$set]=$(( ${requests[$set]:-0} + $(field "$out" requests) ))
-            seconds[$set]=$(awk -v a="${seconds[$set]:-0}" -v b="$(field "$out" seconds)" 'BEGIN { print a + b }')
-            p50[$set]+="$(field "$out" p50_ms) "
-            p99[$set]+="$(field "$out" p99_ms) "
-        done
+        out=$("$BENCH_BIN" --connect "unix:$POSTERN_SOCKET" --user-file "$WORK/users-100.tsv" -c 4 -n 8 -d "$D" | tail -1)
+        log "$name: round $r, logins over 100 accounts: $out"
+        few+=("$out")
+        out=$("$BENCH_BIN" --connect "unix:$POSTERN_SOCKET" --user-file "$WORK/users-$K.tsv" -c 4 -n 8 -d "$D" | tail -1)
+        log "$name: round $r, logins over $K accounts: $out"
+        many+=("$out")
     done
-    for set in 100 "$K"; do
-        # shellcheck disable=SC2086
-        RESULTS+=("${name}_over_$set req_per_s=$(awk -v q="${requests[$set]}" -v s="${seconds[$set]}" 'BEGIN { printf "%.1f", q / s }') p50_ms=$(median ${p50[$set]}) p99_ms=$(median ${p99[$set]}) rounds=$ROUNDS")
-    done
+    RESULTS+=("${name}_over_100 $(over_rounds "${few[@]}") rounds=$ROUNDS")
+    RESULTS+=("${name}_over_$K $(over_rounds "${many[@]}") rounds=$ROUNDS")
 }
 
 part_ldap() {
@@ -280,18 +275,9 @@ part_ldap() {
     start_postern "[authentication]
 directories = [\"corp\"]
 
-[directory.corp]
-type = \"ldap\"
-url = \"$LDAP_URL\"
-base-dn = \"ou=people,$LDAP_BASE\"
-bind-dn = \"$LDAP_ADMIN\"
-bind-password = \"$LDAP_ADMIN_PW\"
-auth-method = \"lookup\"
-default-scheme = \"PLAIN\"
-user-filter = \"(&(objectClass=inetOrgPerson)(uid={user}))\"
-attributes = { name = \"uid\", email = \"mail\", secret = \"userPassword\" }
-pool-size = 8
-timeout = \"5s\""
+$(ldap_directory lookup 'default-scheme = "PLAIN"
+attributes = { name = "uid", email = "mail", secret = "userPassword" }
+pool-size = 8')"
     # Each user's first login records it in the store (a write); the comparison is of logins
     # after that.
     first_pass ldap

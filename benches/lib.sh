@@ -299,8 +299,41 @@ bench() {
     printf '%s\n' "$out" | tail -1
 }
 
+# ldap_directory METHOD [KEYS] — the `[directory.corp]` table of Postern's configuration for
+# start_slapd's private slapd (users by uid under ou=people, auth-method METHOD), then KEYS
+# (more `key = value` lines).
+ldap_directory() {
+    cat <<EOF
+[directory.corp]
+type = "ldap"
+url = "$LDAP_URL"
+base-dn = "ou=people,$LDAP_BASE"
+bind-dn = "$LDAP_ADMIN"
+bind-password = "$LDAP_ADMIN_PW"
+auth-method = "$1"
+user-filter = "(&(objectClass=inetOrgPerson)(uid={user}))"
+timeout = "5s"
+${2:-}
+EOF
+}
+
 # median V... — the middle value (the upper middle of an even count).
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int(NR / 2) + 1] }'; }
 
 # field LINE KEY — the value of KEY= in a postern-bench result line.
 field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
+# over_rounds LINE... — one side's postern-bench result lines, one per round, taken together:
+# "req_per_s=… p50_ms=… p99_ms=…", the rate over every round, p50 and p99 their medians.
+over_rounds() {
+    local line requests=0 seconds=0 p50=() p99=()
+    for line in "$@"; do
+        requests=$((requests + $(field "$line" requests)))
+        seconds=$(awk -v a="$seconds" -v b="$(field "$line" seconds)" 'BEGIN { print a + b }')
+        p50+=("$(field "$line" p50_ms)")
+        p99+=("$(field "$line" p99_ms)")
+    done
+    printf 'req_per_s=%s p50_ms=%s p99_ms=%s\n' \
+        "$(awk -v q="$requests" -v s="$seconds" 'BEGIN { printf "%.1f", q / s }')" \
+        "$(median "${p50[@]}")" "$(median "${p99[@]}")"
+}

@@ -98,17 +98,8 @@ mode = \"0666\"
 [authentication]
 directories = [\"internal\", \"corp\"]
 
-[directory.corp]
-type = \"ldap\"
-url = \"$LDAP_URL\"
-base-dn = \"ou=people,$LDAP_BASE\"
-bind-dn = \"$LDAP_ADMIN\"
-bind-password = \"$LDAP_ADMIN_PW\"
-auth-method = \"bind\"
-user-filter = \"(&(objectClass=inetOrgPerson)(uid={user}))\"
-attributes = { name = \"uid\", email = \"mail\" }
-pool-size = 4
-timeout = \"5s\"" "$WORK/provision.toml"
+$(ldap_directory bind 'attributes = { name = "uid", email = "mail" }
+pool-size = 4')" "$WORK/provision.toml"
 log "postern pid $POSTERN_PID, http $POSTERN_HTTP, slapd $LDAP_URL, work $WORK"
 
 # ---------------------------------------------------------------------------------------------
