@@ -9,8 +9,8 @@
 #             directory (database created, admin password hashed) and a second start on it;
 #             time from the exec of `postern serve` to its sd_notify READY=1, RSS 2 s after it and 2 s after one HTTP request
 #   idle      IDLE (default 10000) dovecot-auth connections held open after the handshake:
-#             Postern's RSS with them, and {PLAIN} logins on other connections meanwhile
-#             against the same logins before they came and after they left
+#             Postern's RSS with them, and {PLAIN} logins on other connections with them
+#             against the same without them, in turn ROUNDS times (they come and go each round)
 #   accounts  ACCOUNTS (default 100000) accounts: `postern apply` of all of them (timed), then
 #             login p50/p99 spread over all of them against the same over the first 100, the
 #             two measured in turn ROUNDS (default 3) times
@@ -139,21 +139,11 @@ part_start() {
     RESULTS+=("idle_rss/anon/after_http_kib_second_start ${rss_second[*]}")
 }
 
-part_idle() {
-    ulimit -n $((IDLE + 4096))
-    plain_users 10 "$WORK/idle-provision.toml" "$WORK/idle-users.tsv"
-    rm -rf "$WORK/postern"
-    # max-connections (default 1024) is the listener's bound, raised for the bench; the
-    # connections come over a unix socket, so no per-address limit applies.
-    POSTERN_DOVECOT_LISTENER_KEYS="max-connections = $((IDLE + 100))" \
-        start_postern "" "$WORK/idle-provision.toml"
-    local bench_args=(--connect "unix:$POSTERN_SOCKET" --user-file "$WORK/idle-users.tsv" -c 4 -n 8)
-    "$BENCH_BIN" "${bench_args[@]}" -d 1 > /dev/null
-    local before rss0 rss1 during
-    before=$("$BENCH_BIN" "${bench_args[@]}" -d "$D" | tail -1)
-    rss0=$(rss_kib "$POSTERN_PID")
-    # The idle clients: connect, handshake (VERSION, CPID), then hold.
-    python3 - "$POSTERN_SOCKET" "$IDLE" "$WORK/idle.ready" <<'PY' &
+# idle_holder N READY — holds N dovecot-auth connections open after the handshake (VERSION,
+# CPID) and touches READY when all of them have their DONE; runs until killed.
+idle_holder() {
+    # exec: the background job is the holder itself, so stopping its pid closes them.
+    exec python3 - "$POSTERN_SOCKET" "$1" "$2" <<'PY'
 import os, socket, sys, time
 path, n, ready = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 conns = []
@@ -173,23 +163,43 @@ for s in conns:
 open(ready, "w").close()
 time.sleep(3600)
 PY
-    local holder=$!
-    PIDS+=("$holder")
-    wait_for 120 "$IDLE idle connections" test -e "$WORK/idle.ready"
-    sleep 2
-    rss1=$(rss_kib "$POSTERN_PID")
-    during=$("$BENCH_BIN" "${bench_args[@]}" -d "$D" | tail -1)
-    # And once more after they are gone: a difference that stays is not theirs (the same
-    # daemon has only run longer).
-    stop_pid "$holder"
-    sleep 2
-    local after
-    after=$("$BENCH_BIN" "${bench_args[@]}" -d "$D" | tail -1)
-    log "idle: RSS $rss0 -> $rss1 KiB with $IDLE connections; logins before: $before; during: $during; after: $after"
+}
+
+part_idle() {
+    ulimit -n $((IDLE + 4096))
+    plain_users 10 "$WORK/idle-provision.toml" "$WORK/idle-users.tsv"
+    rm -rf "$WORK/postern"
+    # max-connections (default 1024) is the listener's bound, raised for the bench; the
+    # connections come over a unix socket, so no per-address limit applies.
+    POSTERN_DOVECOT_LISTENER_KEYS="max-connections = $((IDLE + 100))" \
+        start_postern "" "$WORK/idle-provision.toml"
+    local bench_args=(--connect "unix:$POSTERN_SOCKET" --user-file "$WORK/idle-users.tsv" -c 4 -n 8)
+    "$BENCH_BIN" "${bench_args[@]}" -d 1 > /dev/null
+    # Logins without the idle connections and with them, in turn ROUNDS times: the machine's
+    # drift over a minute is as large as the difference looked for, so one run of each after
+    # the other (sessions 6 and 7) could not tell them apart.
+    local without=() with=() rss0 rss1="" r holder
+    rss0=$(rss_kib "$POSTERN_PID")
+    for ((r = 1; r <= ROUNDS; r++)); do
+        without+=("$("$BENCH_BIN" "${bench_args[@]}" -d "$D" | tail -1)")
+        rm -f "$WORK/idle.ready"
+        idle_holder "$IDLE" "$WORK/idle.ready" &
+        holder=$!
+        PIDS+=("$holder")
+        wait_for 120 "$IDLE idle connections" test -e "$WORK/idle.ready"
+        sleep 2
+        [ -n "$rss1" ] || rss1=$(rss_kib "$POSTERN_PID")
+        with+=("$("$BENCH_BIN" "${bench_args[@]}" -d "$D" | tail -1)")
+        stop_pid "$holder"
+        sleep 2
+    done
+    local w wo
+    wo=$(over_rounds "${without[@]}")
+    w=$(over_rounds "${with[@]}")
+    log "idle: RSS $rss0 -> $rss1 KiB with $IDLE connections; logins without them: ${without[*]}; with them: ${with[*]}"
     RESULTS+=("idle_connections $IDLE rss_kib_before=$rss0 rss_kib_with=$rss1")
-    RESULTS+=("logins_without req_per_s=$(field "$before" req_per_s) p99_ms=$(field "$before" p99_ms)")
-    RESULTS+=("logins_with_idle req_per_s=$(field "$during" req_per_s) p99_ms=$(field "$during" p99_ms)")
-    RESULTS+=("logins_after_idle req_per_s=$(field "$after" req_per_s) p99_ms=$(field "$after" p99_ms)")
+    RESULTS+=("logins_without_idle $wo rounds=$ROUNDS")
+    RESULTS+=("logins_with_idle $w rounds=$ROUNDS ratio=$(awk -v a="$(field "$w" req_per_s)" -v b="$(field "$wo" req_per_s)" 'BEGIN { printf "%.3f", a / b }')")
     stop_postern
 }
 

@@ -15,6 +15,7 @@ use postern_internal::store::StoredOAuthClient;
 use postern_internal::{Store, StoreError};
 
 use super::session::Bearer;
+use super::throttle::Refusal;
 use super::{Engine, LoginError, Method, Principal};
 use crate::authz::engine::{Spec, Subject};
 use crate::authz::Permission;
@@ -99,7 +100,12 @@ impl Engine {
             Some(_) => Some(
                 self.throttle
                     .reserve(&format!("oauth-client:{client_id}"), ip)
-                    .map_err(|wait| {
+                    .await
+                    .map_err(|refusal| {
+                        let wait = match refusal {
+                            Refusal::Locked(wait) => wait,
+                            Refusal::Busy => std::time::Duration::from_secs(1),
+                        };
                         self.count_refusal("oauth", "throttled");
                         ClientAuthError::Throttled(wait)
                     })?,

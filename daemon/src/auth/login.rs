@@ -12,6 +12,7 @@ use postern_directory::{
 use postern_internal::model::{Credential as StoredCredential, Origin};
 use postern_internal::{Checked, InternalMatch, StoredAccount};
 
+use super::throttle::Refusal;
 use super::{Engine, Frontend, Link, Mechanism, Method, Principal};
 use crate::authz::{AuthzError, Permission, Scope, Service, Subject};
 use crate::metrics::Outcome as MOutcome;
@@ -197,9 +198,12 @@ impl Engine {
         }
         // Reserved before any hashing, counted as a failure until known otherwise: concurrent
         // guesses cannot all pass a check made before the first of them failed.
-        let reservation = match self.throttle.reserve(a.username, a.remote_ip) {
+        let reservation = match self.throttle.reserve(a.username, a.remote_ip).await {
             Ok(r) => r,
-            Err(wait) => return (Err(LoginError::RateLimited(wait)), none()),
+            Err(Refusal::Locked(wait)) => return (Err(LoginError::RateLimited(wait)), none()),
+            // Attempts in flight on this account held it for the whole wait: not failures,
+            // so not "too many failed attempts".
+            Err(Refusal::Busy) => return (Err(LoginError::Unavailable), none()),
         };
         let request = LoginRequest {
             username: a.username,
@@ -454,9 +458,12 @@ pub(super) fn require_login_permissions(
     p: &Principal,
     service: Service<'_>,
 ) -> Result<(), LoginError> {
-    let mut required = vec![Permission::known("authenticate")];
-    required.extend(service.requires());
-    if let Some(missing) = required.iter().find(|r| !p.permissions.contains(**r)) {
+    let required = [Some(Permission::known("authenticate")), service.requires()];
+    if let Some(missing) = required
+        .iter()
+        .flatten()
+        .find(|r| !p.permissions.contains(**r))
+    {
         tracing::info!(user = %p.name, permission = missing.name(), "login refused: permission not granted");
         return Err(LoginError::InvalidCredentials);
     }

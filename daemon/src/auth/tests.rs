@@ -219,6 +219,28 @@ async fn concurrent_wrong_passwords_are_throttled() {
     assert!((1..=20).contains(&bob), "{bob} guesses verified");
 }
 
+/// One account used by many workers at once (an application's SMTP submissions): more
+/// logins in flight than `max-failures-per-account` all succeed; the throttle counted the ones
+/// in flight as failures and refused the rest as rate-limited before they waited for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_right_passwords_of_one_account_all_succeed() {
+    let (_dir, engine) = testkit::engine_with(|c| {
+        c.store.cache_size = 0;
+        c.authentication.max_failures_per_account = 3;
+    })
+    .await;
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.login(attempt("alice", PASSWORD)).await })
+        })
+        .collect();
+    for t in tasks {
+        let principal = t.await.unwrap().expect("every right password is accepted");
+        assert_eq!(principal.name, "alice");
+    }
+}
+
 /// With the account in memory an attempt runs from its reservation to the hash queue without
 /// waiting, so part of a burst is refused by the queue's per-address bound (a temporary
 /// failure) rather than by the throttle. Either way no more guesses are verified than the

@@ -36,14 +36,27 @@ impl<'a> Service<'a> {
     /// `allowed` (the listener's `services`) requires `authenticate` only; anything else is
     /// refused.
     pub fn resolve(name: &'a str, allowed: &[String]) -> Result<Service<'a>, UnknownService> {
-        let permission = match name.to_ascii_lowercase().as_str() {
-            "imap" | "imaps" => Some("imap-authenticate"),
-            "pop" | "pop3" | "pop3s" => Some("pop3-authenticate"),
-            "sieve" | "managesieve" => Some("sieve-authenticate"),
-            "smtp" | "smtps" | "esmtp" | "submission" | "submissions" => Some("email-send"),
-            "http" | "https" => None,
-            _ if allowed.iter().any(|a| a.eq_ignore_ascii_case(name)) => None,
-            _ => return Err(UnknownService(name.to_string())),
+        // Compared without case, in place: a lower-cased copy per login was an allocation.
+        const KNOWN: &[(&str, Option<&str>)] = &[
+            ("imap", Some("imap-authenticate")),
+            ("imaps", Some("imap-authenticate")),
+            ("pop", Some("pop3-authenticate")),
+            ("pop3", Some("pop3-authenticate")),
+            ("pop3s", Some("pop3-authenticate")),
+            ("sieve", Some("sieve-authenticate")),
+            ("managesieve", Some("sieve-authenticate")),
+            ("smtp", Some("email-send")),
+            ("smtps", Some("email-send")),
+            ("esmtp", Some("email-send")),
+            ("submission", Some("email-send")),
+            ("submissions", Some("email-send")),
+            ("http", None),
+            ("https", None),
+        ];
+        let permission = match KNOWN.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            Some((_, permission)) => *permission,
+            None if allowed.iter().any(|a| a.eq_ignore_ascii_case(name)) => None,
+            None => return Err(UnknownService(name.to_string())),
         };
         Ok(Service {
             name,

@@ -42,11 +42,11 @@ pub async fn status(config: Option<PathBuf>) -> Result<(), Failure> {
             Key::Address(b) => (b.to_string(), "locked for every account".to_string()),
             Key::Pair(b, a) => (b.to_string(), format!("locked for account {a:?}")),
             Key::Account(a) if row.failures >= total => (
-                a.clone(),
+                a.to_string(),
                 "under attack: open to its known-good addresses only".to_string(),
             ),
             Key::Account(a) => (
-                a.clone(),
+                a.to_string(),
                 "locked for callers without an address".to_string(),
             ),
         };
@@ -82,7 +82,7 @@ pub async fn unlock(config: Option<PathBuf>, target: String) -> Result<(), Failu
         .filter(|k| {
             Key::from_stored(k).is_some_and(|k| match block {
                 Some(b) => k.block() == Some(b),
-                None => k.account() == Some(account.as_str()),
+                None => k.account() == Some(&*account),
             })
         })
         .collect();

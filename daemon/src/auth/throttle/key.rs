@@ -3,9 +3,11 @@
 //! gets; IPv4 /32), so an attacker cannot spread over the addresses of one network to multiply
 //! its budget.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
 
 /// A client address as the throttle counts it: an IPv4 address, or an IPv6 /64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,9 +48,17 @@ impl fmt::Display for Block {
     }
 }
 
-/// Account keys are case-folded: `Alice` and `alice` are one target for an attacker.
-pub fn fold(account: &str) -> String {
-    account.to_lowercase()
+/// Account keys are case-folded: `Alice` and `alice` are one target for an attacker. A name
+/// already folded (most: mail clients send what the user typed once) is not copied.
+pub fn fold(account: &str) -> Cow<'_, str> {
+    if account
+        .bytes()
+        .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+    {
+        Cow::Owned(account.to_lowercase())
+    } else {
+        Cow::Borrowed(account)
+    }
 }
 
 /// Names a directory answered for with another canonical name (`alice@example.org` →
@@ -56,17 +66,18 @@ pub fn fold(account: &str) -> String {
 /// another. Bounded: when full it starts over, and names count under themselves until they
 /// are learnt again.
 #[derive(Default)]
-pub struct Aliases(std::sync::Mutex<HashMap<String, String>>);
+pub struct Aliases(std::sync::Mutex<HashMap<Arc<str>, Arc<str>>>);
 
 /// Aliases remembered at most.
 const MAX_ALIASES: usize = 65_536;
 
 impl Aliases {
-    pub fn canonical(&self, folded: &str) -> String {
+    /// The name to count under: shared with every key of the attempt, so one allocation.
+    pub fn canonical(&self, folded: &str) -> Arc<str> {
         self.lock()
             .get(folded)
             .cloned()
-            .unwrap_or_else(|| folded.to_string())
+            .unwrap_or_else(|| Arc::from(folded))
     }
 
     pub fn learn(&self, folded: &str, canonical: &str) {
@@ -74,27 +85,57 @@ impl Aliases {
             return;
         }
         let mut map = self.lock();
+        if map.get(folded).is_some_and(|c| **c == *canonical) {
+            return; // known: every login under the alias would otherwise copy both names
+        }
         if map.len() >= MAX_ALIASES {
             map.clear();
         }
-        map.insert(folded.to_string(), canonical.to_string());
+        map.insert(Arc::from(folded), Arc::from(canonical));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Arc<str>>> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
+/// Names are shared (`Arc<str>`): one attempt's keys and their table entries hold one copy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Key {
     /// Failures from one block on any account.
     Address(Block),
     /// Failures on one account from everywhere.
-    Account(String),
+    Account(Arc<str>),
     /// Failures on one account from one block: what locks an attacker out of that account.
-    Pair(Block, String),
+    Pair(Block, Arc<str>),
+}
+
+/// One attempt's keys, inline: the account's, and with an address the pair's and, when
+/// `with_address`, the block's own.
+pub struct Keys([Option<Key>; 3]);
+
+impl Keys {
+    pub fn none() -> Keys {
+        Keys([None, None, None])
+    }
+
+    pub fn of(account: &Arc<str>, block: Option<Block>, with_address: bool) -> Keys {
+        Keys([
+            Some(Key::Account(account.clone())),
+            block.map(|b| Key::Pair(b, account.clone())),
+            block.filter(|_| with_address).map(Key::Address),
+        ])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Key> {
+        self.0.iter().flatten()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
 }
 
 /// The metric label and log field of a key's kind (never the key itself in a label).
@@ -151,11 +192,11 @@ impl Key {
 
     pub fn from_stored(s: &str) -> Option<Key> {
         if let Some(a) = s.strip_prefix("account:") {
-            return Some(Key::Account(a.to_string()));
+            return Some(Key::Account(a.into()));
         }
         if let Some(rest) = s.strip_prefix("pair:") {
             let (b, a) = rest.split_once('|')?;
-            return Some(Key::Pair(Block::parse(b)?, a.to_string()));
+            return Some(Key::Pair(Block::parse(b)?, a.into()));
         }
         s.strip_prefix("ip:")
             .and_then(Block::parse)

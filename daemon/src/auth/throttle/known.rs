@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::key::Block;
@@ -21,11 +22,11 @@ pub const MAX_KNOWN_GOOD: usize = 65_536;
 
 #[derive(Default)]
 pub struct KnownGood {
-    seen: HashMap<(String, Block), SystemTime>,
+    seen: HashMap<(Arc<str>, Block), SystemTime>,
 }
 
 impl KnownGood {
-    pub fn insert(&mut self, account: String, block: Block, now: SystemTime) {
+    pub fn insert(&mut self, account: Arc<str>, block: Block, now: SystemTime) {
         if self.seen.len() >= MAX_KNOWN_GOOD && !self.seen.contains_key(&(account.clone(), block)) {
             self.seen
                 .retain(|_, t| now.duration_since(*t).unwrap_or_default() < KNOWN_GOOD_TTL);
@@ -34,9 +35,9 @@ impl KnownGood {
         self.seen.insert((account, block), now);
     }
 
-    pub fn contains(&self, account: &str, block: Block, now: SystemTime) -> bool {
+    pub fn contains(&self, account: &Arc<str>, block: Block, now: SystemTime) -> bool {
         self.seen
-            .get(&(account.to_string(), block))
+            .get(&(account.clone(), block))
             .is_some_and(|t| now.duration_since(*t).unwrap_or_default() < KNOWN_GOOD_TTL)
     }
 }

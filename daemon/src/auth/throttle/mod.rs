@@ -15,7 +15,10 @@
 //!
 //! An attempt is reserved before its password is hashed ([`Throttle::reserve`]) and counts as a
 //! failure until it is known not to be one, so a hundred concurrent guesses cannot all pass a
-//! check made before any of them failed.
+//! check made before any of them failed. An attempt that only attempts in flight keep out (not
+//! failures) waits for one of them to end instead of being refused: forty SMTP workers of one
+//! application logging in as one account at once are served, ten at a time, and if those ten
+//! fail the others are refused as they would have been.
 //!
 //! Counting is in memory, bounded ([`MAX_KEYS`]). Several daemons sharing a store also add up
 //! their failures there ([`Throttle::sync`], every half second), so N daemons behind a balancer
@@ -29,21 +32,37 @@ mod tests;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use ipnet::IpNet;
 use postern_internal::{FailureRow, Store, StoreError};
 use prometheus::IntCounterVec;
+use tokio::sync::Notify;
 
 use super::clock::Clock;
-use key::{fold, Block, Key};
+use key::{fold, Block, Key, Keys};
 use known::{evict_oldest, KnownGood};
 
 /// Keys tracked in memory. ~150 bytes each, so about 10 MB however wide a spray is; when full,
 /// the keys that failed least recently are forgotten first, so the counts of an attack in
 /// progress are the ones kept (and what the store holds still locks).
 pub const MAX_KEYS: usize = 65_536;
+
+/// The longest an attempt waits for attempts in flight on its keys to end (see the module's
+/// comment) before it is refused as [`Refusal::Busy`].
+pub const BUSY_WAIT: Duration = Duration::from_secs(10);
+
+/// Why an attempt was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Failures are over a limit: refused for this long.
+    Locked(Duration),
+    /// Attempts in flight filled a budget for longer than [`BUSY_WAIT`]: not the client's
+    /// failures, a temporary refusal.
+    Busy,
+}
 
 /// The limits in force (`[authentication]`).
 #[derive(Debug, Clone)]
@@ -102,6 +121,10 @@ pub struct Throttle {
     state: Mutex<State>,
     /// Typed names (folded) a directory answered for with another canonical name.
     aliases: key::Aliases,
+    /// Woken when attempts in flight end, for those waiting on them ([`Throttle::reserve`]);
+    /// `waiting` counts them, so that no one is woken when nobody waits.
+    ended: Notify,
+    waiting: AtomicUsize,
 }
 
 /// An attempt admitted by [`Throttle::reserve`]: a failure until told otherwise. Released
@@ -110,14 +133,18 @@ pub struct Throttle {
 /// failure: sending credentials and hanging up must not be a free guess.
 pub struct Reservation<'a> {
     throttle: &'a Throttle,
-    account: String,
+    account: Arc<str>,
     block: Option<Block>,
-    keys: Vec<Key>,
+    keys: Keys,
 }
 
 impl Reservation<'_> {
+    fn take_keys(&mut self) -> Keys {
+        std::mem::replace(&mut self.keys, Keys::none())
+    }
+
     pub fn failed(mut self) {
-        let keys = std::mem::take(&mut self.keys);
+        let keys = self.take_keys();
         self.throttle.decide(&keys, true);
     }
 
@@ -126,15 +153,17 @@ impl Reservation<'_> {
     /// block is remembered as known-good for the account and for `canonical`, the name the
     /// directory answered with.
     pub fn succeeded(mut self, canonical: &str) {
-        let keys = std::mem::take(&mut self.keys);
+        let keys = self.take_keys();
         if keys.is_empty() {
             return; // a trusted network: nothing counted, nothing to clear or remember
         }
-        self.throttle.aliases.learn(&self.account, &fold(canonical));
+        let canonical = fold(canonical);
+        self.throttle.aliases.learn(&self.account, &canonical);
         self.throttle.decide(&keys, false);
-        let mut names = vec![self.account.clone(), fold(canonical)];
-        names.dedup();
-        self.throttle.clear(&names, self.block);
+        self.throttle.clear(&self.account, self.block);
+        if *canonical != *self.account {
+            self.throttle.clear(&Arc::from(&*canonical), self.block);
+        }
     }
 }
 
@@ -143,12 +172,11 @@ impl Reservation<'_> {
     /// count against `canonical` (this one is decided as a failure).
     pub fn failed_as(self, canonical: &str) {
         let canonical = fold(canonical);
-        if !self.keys.is_empty() && canonical != self.account {
+        if !self.keys.is_empty() && *canonical != *self.account {
             self.throttle.aliases.learn(&self.account, &canonical);
             // This failure counts against the canonical account too (its address block's own
             // count is already in this reservation).
-            let mut keys = vec![Key::Account(canonical.clone())];
-            keys.extend(self.block.map(|b| Key::Pair(b, canonical)));
+            let keys = Keys::of(&Arc::from(&*canonical), self.block, false);
             self.throttle.count_failure(&keys);
         }
         self.failed();
@@ -156,14 +184,14 @@ impl Reservation<'_> {
 
     /// Not the client's doing (an outage, a broken account): the attempt is given back.
     pub fn release(mut self) {
-        let keys = std::mem::take(&mut self.keys);
+        let keys = self.take_keys();
         self.throttle.decide(&keys, false);
     }
 }
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        let keys = std::mem::take(&mut self.keys);
+        let keys = self.take_keys();
         self.throttle.decide(&keys, true);
     }
 }
@@ -176,6 +204,8 @@ impl Throttle {
             locks,
             state: Mutex::new(State::default()),
             aliases: key::Aliases::default(),
+            ended: Notify::new(),
+            waiting: AtomicUsize::new(0),
         }
     }
 
@@ -189,7 +219,7 @@ impl Throttle {
     }
 
     /// The keys an attempt counts against; none for a trusted address.
-    fn keys(&self, account: &str, ip: Option<IpAddr>) -> Option<(String, Option<Block>, Vec<Key>)> {
+    fn keys(&self, account: &str, ip: Option<IpAddr>) -> Option<(Arc<str>, Option<Block>, Keys)> {
         if ip.is_some_and(|ip| self.trusted(ip)) {
             return None;
         }
@@ -197,23 +227,20 @@ impl Throttle {
         // `alice@example.org`, `ALICE` and `alice` share one budget.
         let account = self.aliases.canonical(&fold(account));
         let block = ip.map(Block::of);
-        let mut keys = vec![Key::Account(account.clone())];
-        if let Some(b) = block {
-            keys.push(Key::Pair(b, account.clone()));
-            keys.push(Key::Address(b));
-        }
+        let keys = Keys::of(&account, block, true);
         Some((account, block, keys))
     }
 
-    /// How long a key keeps refusing this caller, if it does: its count here (reservations
-    /// included) and across the daemons at the last sync, against the threshold that applies.
+    /// Whether a key refuses this caller: `Locked(for how long)` when its failures here, or
+    /// across the daemons at the last sync, reach the threshold that applies; `Busy` when
+    /// only the attempts in flight here make it reach it.
     fn refusal(
         &self,
         s: &State,
         key: &Key,
         block: Option<Block>,
         now: SystemTime,
-    ) -> Option<Duration> {
+    ) -> Option<Refusal> {
         let limit = match (key, block) {
             // Under attack from many addresses: known-good addresses keep their own budget
             // (the pair key), everyone else is refused.
@@ -226,10 +253,15 @@ impl Throttle {
             _ => self.limits.threshold(key),
         };
         let mut wait: Option<Duration> = None;
+        let mut busy = false;
         if let Some(e) = s.entries.get(key) {
             let age = now.duration_since(e.start).unwrap_or_default();
-            if age < self.limits.window && e.total() >= limit {
-                wait = Some(self.limits.window - age);
+            if age < self.limits.window {
+                if e.failures >= limit {
+                    wait = Some(self.limits.window - age);
+                } else {
+                    busy = e.total() >= limit;
+                }
             }
         }
         if let Some((count, until)) = s.shared.get(key) {
@@ -239,21 +271,35 @@ impl Throttle {
                 }
             }
         }
-        wait
+        match wait {
+            Some(w) => Some(Refusal::Locked(w)),
+            None => busy.then_some(Refusal::Busy),
+        }
     }
 
+    /// Failures over a limit lock (the longest lock of the keys); failures and attempts in
+    /// flight together over it only make the attempt wait (`Busy`).
     fn wait(
         &self,
         s: &State,
-        keys: &[Key],
+        keys: &Keys,
         block: Option<Block>,
         now: SystemTime,
-    ) -> Result<(), Duration> {
-        let wait = keys
-            .iter()
-            .filter_map(|k| self.refusal(s, k, block, now))
-            .max();
-        wait.map_or(Ok(()), |w| Err(w.max(Duration::from_secs(1))))
+    ) -> Result<(), Refusal> {
+        let mut busy = false;
+        let mut locked: Option<Duration> = None;
+        for key in keys.iter() {
+            match self.refusal(s, key, block, now) {
+                Some(Refusal::Locked(w)) => locked = Some(locked.map_or(w, |l| l.max(w))),
+                Some(Refusal::Busy) => busy = true,
+                None => {}
+            }
+        }
+        match (locked, busy) {
+            (Some(w), _) => Err(Refusal::Locked(w.max(Duration::from_secs(1)))),
+            (None, true) => Err(Refusal::Busy),
+            (None, false) => Ok(()),
+        }
     }
 
     /// Failures from `ip`'s address block in the current window (none for a trusted network):
@@ -278,32 +324,94 @@ impl Throttle {
             return Ok(());
         };
         let now = self.clock.now();
-        self.wait(&self.state(), &keys, block, now)
+        match self.wait(&self.state(), &keys, block, now) {
+            Ok(()) | Err(Refusal::Busy) => Ok(()),
+            Err(Refusal::Locked(w)) => Err(w),
+        }
     }
 
-    /// Checks and, in the same critical section, reserves the attempt.
-    pub fn reserve(&self, account: &str, ip: Option<IpAddr>) -> Result<Reservation<'_>, Duration> {
+    /// Checks and, in the same critical section, reserves the attempt; while only attempts in
+    /// flight keep it out, waits for them (up to [`BUSY_WAIT`]). A caller that goes away while
+    /// waiting has reserved nothing.
+    pub async fn reserve(
+        &self,
+        account: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<Reservation<'_>, Refusal> {
         let Some((account, block, keys)) = self.keys(account, ip) else {
-            return Ok(Reservation {
-                throttle: self,
-                account: String::new(),
-                block: None,
-                keys: Vec::new(),
-            });
+            return Ok(self.unreserved());
         };
-        let now = self.clock.now();
-        let mut s = self.state();
-        self.wait(&s, &keys, block, now)?;
-        for key in &keys {
-            let e = self.entry(&mut s, key, now);
-            e.pending = e.pending.saturating_add(1);
+        let waited = tokio::time::timeout(BUSY_WAIT, async {
+            loop {
+                let ended = self.ended.notified();
+                tokio::pin!(ended);
+                let _counted;
+                {
+                    let mut s = self.state();
+                    match self.admit(&mut s, &keys, block) {
+                        Err(Refusal::Busy) => {}
+                        other => return other,
+                    }
+                    // Registered before the lock is let go: an attempt that ends after the
+                    // check above wakes this one.
+                    ended.as_mut().enable();
+                    // Counted under the lock too: a `decide` after it sees the count.
+                    _counted = Waiting::new(&self.waiting);
+                }
+                ended.await;
+            }
+        })
+        .await;
+        match waited {
+            Ok(Ok(())) => Ok(Reservation {
+                throttle: self,
+                account,
+                block,
+                keys,
+            }),
+            Ok(Err(r)) => Err(r),
+            Err(_) => Err(Refusal::Busy),
         }
+    }
+
+    /// [`Throttle::reserve`] without waiting: `Busy` at once.
+    #[cfg(test)]
+    pub fn try_reserve(
+        &self,
+        account: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<Reservation<'_>, Refusal> {
+        let Some((account, block, keys)) = self.keys(account, ip) else {
+            return Ok(self.unreserved());
+        };
+        self.admit(&mut self.state(), &keys, block)?;
         Ok(Reservation {
             throttle: self,
             account,
             block,
             keys,
         })
+    }
+
+    /// A trusted network's attempt: nothing counted.
+    fn unreserved(&self) -> Reservation<'_> {
+        Reservation {
+            throttle: self,
+            account: Arc::from(""),
+            block: None,
+            keys: Keys::none(),
+        }
+    }
+
+    /// The check, and the keys' attempts in flight counted if it passes.
+    fn admit(&self, s: &mut State, keys: &Keys, block: Option<Block>) -> Result<(), Refusal> {
+        let now = self.clock.now();
+        self.wait(s, keys, block, now)?;
+        for key in keys.iter() {
+            let e = self.entry(s, key, now);
+            e.pending = e.pending.saturating_add(1);
+        }
+        Ok(())
     }
 
     /// A key's entry in its current window, made room for under [`MAX_KEYS`].
@@ -332,13 +440,21 @@ impl Throttle {
     }
 
     /// Ends reservations: as failures, or released.
-    fn decide(&self, keys: &[Key], failed: bool) {
+    fn decide(&self, keys: &Keys, failed: bool) {
         if keys.is_empty() {
             return;
         }
+        self.decide_locked(keys, failed);
+        // After the lock is let go; a waiter counted itself under it before it slept.
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            self.ended.notify_waiters();
+        }
+    }
+
+    fn decide_locked(&self, keys: &Keys, failed: bool) {
         let now = self.clock.now();
         let mut s = self.state();
-        for key in keys {
+        for key in keys.iter() {
             let Some(e) = s.entries.get_mut(key) else {
                 continue; // evicted meanwhile
             };
@@ -395,11 +511,11 @@ impl Throttle {
     }
 
     /// One failure on each key, without a reservation.
-    fn count_failure(&self, keys: &[Key]) {
+    fn count_failure(&self, keys: &Keys) {
         let now = self.clock.now();
         {
             let mut s = self.state();
-            for key in keys {
+            for key in keys.iter() {
                 let e = self.entry(&mut s, key, now);
                 e.pending = e.pending.saturating_add(1);
             }
@@ -413,20 +529,21 @@ impl Throttle {
         if ip.is_some_and(|ip| self.trusted(ip)) {
             return;
         }
-        self.clear(&[fold(account)], ip.map(Block::of));
+        self.clear(&Arc::from(&*fold(account)), ip.map(Block::of));
     }
 
-    fn clear(&self, accounts: &[String], block: Option<Block>) {
+    /// A success: the account's counts (and with an address, the pair's) are reset, the
+    /// address remembered as known-good.
+    fn clear(&self, account: &Arc<str>, block: Option<Block>) {
         let now = self.clock.now();
         let mut s = self.state();
-        for a in accounts {
-            let mut keys = vec![Key::Account(a.clone())];
+        {
             if let Some(b) = block {
-                keys.push(Key::Pair(b, a.clone()));
-                s.known.insert(a.clone(), b, now);
+                s.known.insert(account.clone(), b, now);
             }
-            for key in keys {
-                let had_local = match s.entries.get_mut(&key) {
+            let keys = Keys::of(account, block, false);
+            for key in keys.iter() {
+                let had_local = match s.entries.get_mut(key) {
                     // Reservations in flight stay counted until they are decided.
                     Some(e) => {
                         let had = e.failures > 0;
@@ -436,9 +553,9 @@ impl Throttle {
                     }
                     None => false,
                 };
-                let had_shared = s.shared.remove(&key).is_some();
+                let had_shared = s.shared.remove(key).is_some();
                 if had_local || had_shared {
-                    s.cleared.push(key);
+                    s.cleared.push(key.clone());
                 }
             }
         }
@@ -491,6 +608,23 @@ impl Throttle {
     #[cfg(test)]
     fn tracked(&self) -> usize {
         self.state().entries.len()
+    }
+}
+
+/// One attempt waiting in [`Throttle::reserve`], counted until it stops waiting, however it
+/// stops (woken, timed out, or its caller gone).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -125,7 +125,7 @@ fn reservations_are_counted_before_the_answer() {
     let t = throttle(10, 1000, 60, clock());
     // 100 attempts in flight at once from one address: 10 admitted.
     let held: Vec<_> = (0..100)
-        .filter_map(|_| t.reserve("alice", ip("192.0.2.1")).ok())
+        .filter_map(|_| t.try_reserve("alice", ip("192.0.2.1")).ok())
         .collect();
     assert_eq!(held.len(), 10);
     for r in held {
@@ -134,14 +134,14 @@ fn reservations_are_counted_before_the_answer() {
     // From 100 addresses: each has its own budget, but the account's total (20) is reached
     // and the rest are refused.
     let held: Vec<_> = (0..100)
-        .filter_map(|i| t.reserve("bob", ip(&format!("198.51.100.{i}"))).ok())
+        .filter_map(|i| t.try_reserve("bob", ip(&format!("198.51.100.{i}"))).ok())
         .collect();
     assert_eq!(held.len(), 20);
     // Released reservations (an outage) give their place back.
     for r in held {
         r.release();
     }
-    assert!(t.reserve("bob", ip("198.51.100.1")).is_ok());
+    assert!(t.try_reserve("bob", ip("198.51.100.1")).is_ok());
 }
 
 /// Finding 1: a client that sends a password and hangs up before the answer used to cost
@@ -150,9 +150,9 @@ fn reservations_are_counted_before_the_answer() {
 fn an_attempt_abandoned_by_its_caller_counts_as_a_failure() {
     let t = throttle(3, 1000, 60, clock());
     for _ in 0..3 {
-        drop(t.reserve("carol", ip("192.0.2.9")).unwrap());
+        drop(t.try_reserve("carol", ip("192.0.2.9")).unwrap());
     }
-    assert!(t.reserve("carol", ip("192.0.2.9")).is_err());
+    assert!(t.try_reserve("carol", ip("192.0.2.9")).is_err());
 }
 
 /// Finding 3: ten wrong passwords from one address locked the owner out everywhere.
@@ -187,7 +187,7 @@ fn a_third_party_locks_its_own_address_not_the_owner() {
 #[test]
 fn success_under_the_canonical_name_makes_the_address_known_good_for_it() {
     let t = throttle(2, 1000, 300, clock());
-    let r = t.reserve("ALICE@example.org", ip("192.0.2.1")).unwrap();
+    let r = t.try_reserve("ALICE@example.org", ip("192.0.2.1")).unwrap();
     r.succeeded("Alice");
     for i in 0..4 {
         t.failed("alice", ip(&format!("198.51.100.{i}")));
@@ -339,19 +339,21 @@ fn guesses_under_an_alias_count_against_the_canonical_name() {
     let t = throttle(3, 1000, 60, clock());
     let attacker = ip("192.0.2.66");
     // Learnt from a directory's answer (a rejection naming the account).
-    t.reserve("Alice@Example.org", attacker)
+    t.try_reserve("Alice@Example.org", attacker)
         .unwrap()
         .failed_as("alice");
     for _ in 0..2 {
-        t.reserve("alice@example.org", attacker).unwrap().failed();
+        t.try_reserve("alice@example.org", attacker)
+            .unwrap()
+            .failed();
     }
     assert!(
-        t.reserve("alice", attacker).is_err(),
+        t.try_reserve("alice", attacker).is_err(),
         "one budget for both names"
     );
-    assert!(t.reserve("ALICE@example.org", attacker).is_err());
+    assert!(t.try_reserve("ALICE@example.org", attacker).is_err());
     // Another account is untouched.
-    assert!(t.reserve("bob", attacker).is_ok());
+    assert!(t.try_reserve("bob", attacker).is_ok());
 }
 
 /// Successful logins of many accounts leave nothing to track: the table holds failures and
@@ -362,7 +364,7 @@ fn successes_leave_nothing_tracked() {
     let t = throttle(10, 50, 300, clock());
     for i in 0..1_000u32 {
         let r = t
-            .reserve(&format!("user{i}"), ip("192.0.2.7"))
+            .try_reserve(&format!("user{i}"), ip("192.0.2.7"))
             .expect("not locked");
         r.succeeded(&format!("user{i}"));
     }
@@ -370,8 +372,55 @@ fn successes_leave_nothing_tracked() {
     // but no account's.
     assert!(t.tracked() <= 1, "{} entries tracked", t.tracked());
     // A failure is still counted and kept.
-    t.reserve("user1", ip("192.0.2.7"))
+    t.try_reserve("user1", ip("192.0.2.7"))
         .expect("not locked")
         .failed();
     assert!(t.tracked() >= 1);
+}
+
+/// Attempts in flight on an account fill its budget only until they end: an attempt beyond it
+/// waits for one of them instead of being refused (forty SMTP workers of one application,
+/// one account), and is refused only if they failed.
+#[tokio::test(start_paused = true)]
+async fn attempts_beyond_those_in_flight_wait_for_them() {
+    let t = throttle(2, 1000, 60, clock());
+    let first = t.try_reserve("app", None).unwrap();
+    let second = t.try_reserve("app", None).unwrap();
+    assert_eq!(t.try_reserve("app", None).err(), Some(Refusal::Busy));
+    let third = t.reserve("app", None);
+    tokio::pin!(third);
+    // Still waiting while both are in flight…
+    assert!(tokio::time::timeout(Duration::from_secs(1), &mut third)
+        .await
+        .is_err());
+    // …admitted as soon as one succeeds.
+    first.succeeded("app");
+    let third = third.await.unwrap();
+    // Two failures lock the account: one waiting is refused as locked, not busy.
+    let fourth = t.reserve("app", None);
+    tokio::pin!(fourth);
+    assert!(tokio::time::timeout(Duration::from_secs(1), &mut fourth)
+        .await
+        .is_err());
+    second.failed();
+    third.failed();
+    assert!(matches!(fourth.await, Err(Refusal::Locked(_))));
+    assert_eq!(t.waiting.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+/// The wait is bounded: attempts in flight that never end refuse the others after
+/// `BUSY_WAIT`, as a temporary refusal, and nothing is left counted as waiting.
+#[tokio::test(start_paused = true)]
+async fn waiting_for_attempts_in_flight_is_bounded() {
+    let t = throttle(1, 1000, 60, clock());
+    let held = t.try_reserve("app", ip("192.0.2.1")).unwrap();
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        t.reserve("app", ip("192.0.2.1")).await.err(),
+        Some(Refusal::Busy)
+    );
+    assert_eq!(started.elapsed(), BUSY_WAIT);
+    assert_eq!(t.waiting.load(std::sync::atomic::Ordering::Relaxed), 0);
+    held.release();
+    assert!(t.reserve("app", ip("192.0.2.1")).await.is_ok());
 }

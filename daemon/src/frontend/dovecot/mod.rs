@@ -1,9 +1,9 @@
 //! The dovecot-auth server loop (protocol 1.2, what Postfix and Exim speak), over any stream.
 //!
-//! One connection = one reader loop that owns the request table, one writer task fed through a
-//! bounded channel (a client that stops reading stops being read), and one task per request under
-//! verification. Verification results come back to the reader loop, which updates the table
-//! before it answers, so a client reacting to a `CONT` always finds its request in place.
+//! One connection = one task that reads, owns the request table and polls the verifications
+//! under way, and one writer task fed through a bounded channel (a client that stops reading
+//! stops being read). A verification's result updates the table before it is answered, so a
+//! client reacting to a `CONT` always finds its request in place.
 //!
 //! Answers go out as requests finish, not in request order. Protocol violations (duplicate id,
 //! unoffered mechanism, bad handshake, over-long line, `CONT` for a request being verified)
@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use postern_protocols::dovecot::{self, LineReader, MechAdvert};
 use postern_protocols::sasl::Mechanism;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -112,11 +113,10 @@ impl Server {
         let writer = tokio::spawn(write_loop(wr, out_rx));
         let cuid = self.next_cuid.fetch_add(1, Ordering::Relaxed);
         let cookie: [u8; 16] = rand::random();
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
         let idle = self.settings.idle_timeout;
         let reap_every = (self.limits.request_timeout / 4)
             .clamp(Duration::from_millis(10), Duration::from_secs(5));
-        let mut c = Conn::new(self.clone(), out, done_tx);
+        let mut c = Conn::new(self.clone(), out);
         if c.send(dovecot::handshake(&self.adverts, self.spid, cuid, &cookie))
             .await
             .is_err()
@@ -141,7 +141,7 @@ impl Server {
                 break;
             }
             tokio::select! {
-                Some(done) = done_rx.recv() => {
+                done = c.next_done(), if c.has_verifications() => {
                     if c.finished(done).await == Flow::Disconnect {
                         break;
                     }
@@ -198,8 +198,11 @@ impl Server {
                 }
             }
         }
-        drop(c);
-        let _ = writer.await;
+        // The client is told at once (the writer ends with the last sender), and what was
+        // being verified runs to its end, unanswered.
+        let mut left = c.into_verifications();
+        let drain = async { while left.next().await.is_some() {} };
+        let _ = tokio::join!(drain, writer);
     }
 }
 

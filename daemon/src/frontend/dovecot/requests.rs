@@ -1,9 +1,13 @@
-//! One connection's request table: AUTH / CONT / CANCEL handling, verification tasks, and the
-//! answers to their results.
+//! One connection's request table: AUTH / CONT / CANCEL handling, the verifications under
+//! way, and the answers to their results.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use postern_directory::Credential;
 use postern_protocols::dovecot::{
@@ -37,26 +41,34 @@ enum Pending {
         ctx: Ctx,
         deadline: Instant,
     },
-    /// Credentials are being verified by a task.
+    /// Credentials are being verified (a future in [`Conn::verifications`]).
     Verifying { session: Session, ctx: Ctx },
 }
 
-/// A verification result, back from its task. Sent boxed: tokio's channel allocates its first
-/// block of 32 slots when made, and with this (~230 bytes) inline that was 7 KiB held by every
-/// connection, idle or not.
+/// A verification's result.
 pub(super) struct Done {
     id: u32,
     serial: u64,
     result: Result<Principal, LoginError>,
 }
 
+/// One verification under way: the engine's login, then the failure delay if it failed.
+type Verification = Pin<Box<dyn Future<Output = Done> + Send>>;
+
+/// A connection's verifications, polled by the connection's own task rather than spawned one
+/// task each: a spawn links the task into the runtime's list of every task, touching the
+/// memory of neighbours that are mostly other (idle, cold) connections, and costs allocations
+/// a login does not need. One connection's requests still run concurrently (the hash itself
+/// runs on a hashing thread), and connections run on every core.
+pub(super) type Verifications = FuturesUnordered<Verification>;
+
 pub(super) struct Conn {
     server: Arc<Server>,
     out: mpsc::Sender<String>,
-    done_tx: mpsc::UnboundedSender<Box<Done>>,
+    verifications: Verifications,
     pending: HashMap<u32, Pending>,
-    /// Serials of requests cancelled while being verified: their tasks still run (the hash
-    /// cannot be stopped), so each keeps its place under `max_in_flight` until its result
+    /// Serials of requests cancelled while being verified: their verifications still run (the
+    /// hash cannot be stopped), so each keeps its place under `max_in_flight` until its result
     /// comes back. Otherwise `AUTH` + `CANCEL` repeated would queue hash work without bound.
     cancelled: HashSet<u64>,
     state: ClientState,
@@ -64,15 +76,11 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    pub(super) fn new(
-        server: Arc<Server>,
-        out: mpsc::Sender<String>,
-        done_tx: mpsc::UnboundedSender<Box<Done>>,
-    ) -> Conn {
+    pub(super) fn new(server: Arc<Server>, out: mpsc::Sender<String>) -> Conn {
         Conn {
             server,
             out,
-            done_tx,
+            verifications: FuturesUnordered::new(),
             pending: HashMap::new(),
             cancelled: HashSet::new(),
             state: ClientState::new(),
@@ -85,8 +93,30 @@ impl Conn {
         self.pending.is_empty()
     }
 
-    pub(super) async fn send(&self, line: String) -> Result<(), ()> {
+    /// `&mut`: the future holds no shared borrow of the connection, which would need its
+    /// verifications to be `Sync`.
+    pub(super) async fn send(&mut self, line: String) -> Result<(), ()> {
         self.out.send(line).await.map_err(|_| ())
+    }
+
+    /// Verifications under way, cancelled ones included.
+    pub(super) fn has_verifications(&self) -> bool {
+        !self.verifications.is_empty()
+    }
+
+    /// The next verification to end; pending forever while none is under way (for `select!`).
+    pub(super) async fn next_done(&mut self) -> Done {
+        match self.verifications.next().await {
+            Some(done) => done,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The verifications still under way, to be run to their end once the connection is gone:
+    /// a login's outcome is still recorded (its throttle count, its log line), as it was when
+    /// each ran in a task of its own.
+    pub(super) fn into_verifications(self) -> Verifications {
+        self.verifications
     }
 
     pub(super) fn verifying(&self) -> usize {
@@ -274,7 +304,8 @@ impl Conn {
                     .map_err(|_| "gone")
             }
             Step::Credentials(credentials) => {
-                self.spawn_verify(id, session.mechanism(), &ctx, credentials);
+                let verification = self.verify(id, session.mechanism(), &ctx, credentials);
+                self.verifications.push(verification);
                 self.pending.insert(id, Pending::Verifying { session, ctx });
                 Ok(())
             }
@@ -296,20 +327,24 @@ impl Conn {
         }
     }
 
-    fn spawn_verify(&self, id: u32, mechanism: Mechanism, ctx: &Ctx, credentials: Credentials) {
-        let engine = self.server.engine.clone();
-        let done = self.done_tx.clone();
-        let delay = self.server.limits.failure_delay;
+    fn verify(
+        &self,
+        id: u32,
+        mechanism: Mechanism,
+        ctx: &Ctx,
+        credentials: Credentials,
+    ) -> Verification {
+        let server = self.server.clone();
         let (service, remote_ip, serial) = (ctx.service.clone(), ctx.remote_ip, ctx.serial);
-        let allowed = self.server.settings.services.clone();
-        tokio::spawn(async move {
+        Box::pin(async move {
+            let engine = &server.engine;
+            let delay = server.limits.failure_delay;
             // Resolved when the request arrived; refused there if unknown.
-            let service = match Service::resolve(&service, &allowed) {
+            let service = match Service::resolve(&service, &server.settings.services) {
                 Ok(s) => s,
                 Err(_) => {
                     let result = Err(LoginError::InvalidCredentials);
-                    let _ = done.send(Box::new(Done { id, serial, result }));
-                    return;
+                    return Done { id, serial, result };
                 }
             };
             let result = match credentials {
@@ -319,7 +354,8 @@ impl Conn {
                             frontend: Frontend::DovecotAuth,
                             mechanism: mechanism.into(),
                             username: &authcid,
-                            password: Credential::password(password.as_str()),
+                            // Moved, not copied: one allocation fewer, and no second copy to zeroize.
+                            password: Credential::Password(password),
                             service,
                             remote_ip,
                         })
@@ -344,11 +380,11 @@ impl Conn {
             ) {
                 tokio::time::sleep(engine.failure_delay(delay, remote_ip)).await;
             }
-            let _ = done.send(Box::new(Done { id, serial, result }));
-        });
+            Done { id, serial, result }
+        })
     }
 
-    pub(super) async fn finished(&mut self, done: Box<Done>) -> Flow {
+    pub(super) async fn finished(&mut self, done: Done) -> Flow {
         if self.cancelled.remove(&done.serial) {
             return Flow::Continue;
         }
