@@ -32,9 +32,10 @@
 #   --keep        keep the work directory (configs, logs) and print its path
 #   --argon2 postern|dovecot   who makes the argon2id hashes: `postern hash-password`
 #                 (default; m=19456 KiB, t=2) or `doveadm pw -s ARGON2ID` (m=65536 KiB, t=3).
-#                 With dovecot the load goes to all K users in turn: 32 logins in flight for
-#                 one user at ~0.1-0.5 s each exceed Postern's per-account throttle, which
-#                 counts an attempt still being verified as a failure
+#                 With dovecot the load goes to all K users in turn (32 logins in flight for
+#                 one user at ~0.1-0.5 s each would measure the per-account throttle, which
+#                 lets max-failures-per-account of them be verified at once and the others
+#                 wait for them)
 #
 # Each server runs alone on the machine while it is measured (one after the other), on a unix
 # socket, with its defaults otherwise: Dovecot's auth workers (auth_worker_max_count = 30) and
