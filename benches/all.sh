@@ -27,7 +27,7 @@ run session "$HERE/session-compare.sh" -d 10
 run argon2id "$HERE/dovecot-compare.sh" -k 50 -d 10 --argon2 dovecot argon2id
 run start "$HERE/footprint.sh" start
 run idle "$HERE/footprint.sh" idle
-run accounts "$HERE/footprint.sh" accounts
-run ldap "$HERE/footprint.sh" ldap
+run accounts "$HERE/footprint.sh" -r 5 accounts
+run ldap "$HERE/footprint.sh" -r 5 ldap
 echo "results: $OUT/summary"
 exit "$FAILED"

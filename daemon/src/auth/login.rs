@@ -71,7 +71,7 @@ pub enum LoginError {
 
 /// A directory's answer, with the internal directory's records kept.
 enum Found {
-    Internal(Box<InternalMatch>),
+    Internal(InternalMatch),
     External(Identity),
     Unknown,
     /// With the canonical name when the directory told it.
@@ -221,7 +221,7 @@ impl Engine {
             let answer = self.ask(link, &request).await;
             let name = link.name();
             let result = match answer {
-                Ok(Found::Internal(m)) => self.admit_internal(*m, a.remote_ip, a.service),
+                Ok(Found::Internal(m)) => self.admit_internal(m, a.remote_ip, a.service),
                 Ok(Found::External(identity)) => {
                     self.admit_external(name, &identity, Method::Password, a.service)
                         .await
@@ -318,7 +318,7 @@ impl Engine {
             &[],
             Origin::Internal.as_str(),
             method,
-            scope.as_ref(),
+            scope.as_deref(),
         )?;
         require_login_permissions(&principal, service)?;
         Ok(principal)

@@ -208,7 +208,7 @@ impl Engine {
         if let Some(record) = self.store.session(&hash, now).await? {
             let view: SessionView = serde_json::from_str(&record.body)
                 .map_err(|e| StoreError::Corrupt(format!("session body: {e}")))?;
-            let Some(stored) = self.store.account(&record.account).await? else {
+            let Some(stored) = self.store.account_shared(&record.account).await? else {
                 return Ok(None);
             };
             // A view this build did not write is refused rather than guessed at.
@@ -237,7 +237,7 @@ impl Engine {
         if self.check_credential(&cred, ip).is_err() {
             return Ok(None);
         }
-        let Some(stored) = self.store.account(&cred.account).await? else {
+        let Some(stored) = self.store.account_shared(&cred.account).await? else {
             return Ok(None);
         };
         let directory = stored.origin.as_str();

@@ -5,6 +5,8 @@
 //! account, the app password) so that a login reads the account once. The [`Directory`] impl
 //! is the same check seen through the contract every directory shares.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use postern_directory::secret::{Hasher, Verdict};
 use postern_directory::{
@@ -23,9 +25,10 @@ pub struct InternalDirectory {
 /// A successful check, with what was read on the way.
 #[derive(Debug, Clone)]
 pub enum InternalMatch {
-    Password(StoredAccount),
+    /// The account as the store's cache holds it (shared, not copied per login).
+    Password(Arc<StoredAccount>),
     /// The account and the app password that matched (its scope narrows the session).
-    AppPassword(StoredAccount, Credential),
+    AppPassword(Arc<StoredAccount>, Box<Credential>),
 }
 
 impl InternalMatch {
@@ -39,9 +42,8 @@ impl InternalMatch {
 /// [`Outcome`] with the records instead of an [`Identity`].
 #[derive(Debug)]
 pub enum Checked {
-    // Boxed: the records are large, and most answers are the small variants' on a busy server
-    // under attack.
-    Matched(Box<InternalMatch>),
+    // The account shared and the app password boxed: small whatever matched.
+    Matched(InternalMatch),
     UnknownUser,
     /// With the account's canonical name, which the engine counts the failure against.
     Rejected(RejectReason, String),
@@ -61,7 +63,7 @@ impl InternalDirectory {
         let client = request.remote_ip;
         let Some(stored) = self
             .store
-            .account(request.username)
+            .account_shared(request.username)
             .await
             .map_err(unavailable)?
         else {
@@ -72,7 +74,7 @@ impl InternalDirectory {
             self.hasher.burn(client, password).await?;
             return Ok(Checked::Rejected(
                 RejectReason::NotLoginable,
-                stored.account.name,
+                stored.account.name.clone(),
             ));
         }
         let external = stored.origin != Origin::Internal;
@@ -83,9 +85,7 @@ impl InternalDirectory {
                 .check(client, hash.expose().to_string(), password)
                 .await?
             {
-                Verdict::Match => {
-                    return Ok(Checked::Matched(Box::new(InternalMatch::Password(stored))))
-                }
+                Verdict::Match => return Ok(Checked::Matched(InternalMatch::Password(stored))),
                 Verdict::Mismatch => {}
                 Verdict::Unverifiable(e) => {
                     tracing::error!(account = %stored.account.name, error = %e, "stored secret cannot be verified");
@@ -104,9 +104,10 @@ impl InternalDirectory {
             .await
             .map_err(unavailable)?
         {
-            return Ok(Checked::Matched(Box::new(InternalMatch::AppPassword(
-                stored, cred,
-            ))));
+            return Ok(Checked::Matched(InternalMatch::AppPassword(
+                stored,
+                Box::new(cred),
+            )));
         }
         if external && stored.secret.is_none() {
             return Ok(Checked::UnknownUser);
@@ -116,7 +117,7 @@ impl InternalDirectory {
         } else {
             RejectReason::WrongSecret
         };
-        Ok(Checked::Rejected(reason, stored.account.name))
+        Ok(Checked::Rejected(reason, stored.account.name.clone()))
     }
 }
 
@@ -152,7 +153,7 @@ impl Directory for InternalDirectory {
 
     async fn authenticate(&self, request: &LoginRequest<'_>) -> Result<Outcome, DirectoryError> {
         Ok(match self.check(request).await? {
-            Checked::Matched(m) => match *m {
+            Checked::Matched(m) => match m {
                 InternalMatch::Password(a) => {
                     Outcome::Authenticated(identity(&a, Matched::Password))
                 }

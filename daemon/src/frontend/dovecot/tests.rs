@@ -589,5 +589,5 @@ async fn a_login_allocates_a_bounded_number_of_times() {
     }
     let per_login = (crate::test_alloc::allocations() - before) / 100;
     eprintln!("allocations per login: {per_login}");
-    assert!(per_login <= 40, "{per_login} allocations per login");
+    assert!(per_login <= 32, "{per_login} allocations per login");
 }

@@ -2,6 +2,7 @@
 //! the records of principals that external directories authenticate.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use postern_directory::secret::{self, Hasher};
@@ -66,11 +67,21 @@ impl Store {
     /// login makes.
     /// Served from memory when it was read recently and nothing was written since.
     pub async fn account(&self, name: &str) -> Result<Option<StoredAccount>, StoreError> {
+        Ok(self.account_shared(name).await?.map(Arc::unwrap_or_clone))
+    }
+
+    /// [`Store::account`] as the cache holds it, for the reads of every request (a login, a
+    /// session check): no copy of the account.
+    pub async fn account_shared(
+        &self,
+        name: &str,
+    ) -> Result<Option<Arc<StoredAccount>>, StoreError> {
         if let Some(found) = self.cache.get::<super::cache::Accounts>(name) {
             return Ok(Some(found));
         }
         let epoch = self.cache.epoch();
         let found = self.read_account(name).await.map_err(|e| self.failed(e))?;
+        let found = found.map(Arc::new);
         if let Some(a) = &found {
             self.cache.put::<super::cache::Accounts>(epoch, name, a);
         }
