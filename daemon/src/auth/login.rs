@@ -222,8 +222,11 @@ impl Engine {
             let name = link.name();
             let result = match answer {
                 Ok(Found::Internal(m)) => self.admit_internal(m, a.remote_ip, a.service),
+                // Boxed: recording the principal is a store transaction, whose future
+                // would otherwise make every login's future several KiB, too big for the
+                // allocator's per-thread cache (README, "Benchmarks of this work").
                 Ok(Found::External(identity)) => {
-                    self.admit_external(name, &identity, Method::Password, a.service)
+                    Box::pin(self.admit_external(name, &identity, Method::Password, a.service))
                         .await
                 }
                 Ok(Found::Unknown) => continue,

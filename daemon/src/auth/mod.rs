@@ -354,7 +354,8 @@ impl Engine {
         if self.store.changes() == self.changes_seen.load(Ordering::Acquire) {
             return;
         }
-        if let Err(e) = self.reload_if_changed().await {
+        // Boxed: the reload's store reads would otherwise sit inline in every login's future.
+        if let Err(e) = Box::pin(self.reload_if_changed()).await {
             tracing::warn!(error = %e, "directory model reload failed; keeping the current one");
         }
     }

@@ -341,6 +341,27 @@ impl Throttle {
         let Some((account, block, keys)) = self.keys(account, ip) else {
             return Ok(self.unreserved());
         };
+        let admitted = self.admit(&mut self.state(), &keys, block);
+        match admitted {
+            Ok(()) => {}
+            Err(Refusal::Busy) => {
+                // Boxed: only an attempt that waits carries the timer and the wake-up,
+                // not every login's future.
+                Box::pin(self.wait_for_room(&keys, block)).await?;
+            }
+            Err(refusal) => return Err(refusal),
+        }
+        Ok(Reservation {
+            throttle: self,
+            account,
+            block,
+            keys,
+        })
+    }
+
+    /// Waits for attempts in flight on `keys` to end until this one is admitted (and counted),
+    /// locked out, or [`BUSY_WAIT`] has passed.
+    async fn wait_for_room(&self, keys: &Keys, block: Option<Block>) -> Result<(), Refusal> {
         let waited = tokio::time::timeout(BUSY_WAIT, async {
             loop {
                 let ended = self.ended.notified();
@@ -348,7 +369,7 @@ impl Throttle {
                 let _counted;
                 {
                     let mut s = self.state();
-                    match self.admit(&mut s, &keys, block) {
+                    match self.admit(&mut s, keys, block) {
                         Err(Refusal::Busy) => {}
                         other => return other,
                     }
@@ -362,16 +383,7 @@ impl Throttle {
             }
         })
         .await;
-        match waited {
-            Ok(Ok(())) => Ok(Reservation {
-                throttle: self,
-                account,
-                block,
-                keys,
-            }),
-            Ok(Err(r)) => Err(r),
-            Err(_) => Err(Refusal::Busy),
-        }
+        waited.unwrap_or(Err(Refusal::Busy))
     }
 
     /// [`Throttle::reserve`] without waiting: `Busy` at once.

@@ -361,17 +361,18 @@ impl Conn {
                         })
                         .await
                 }
+                // Boxed: a bearer check's future (a provider's keys fetched, the token
+                // cache) is larger than a password login's, which would carry its size.
                 Credentials::Bearer { user, token } => {
-                    engine
-                        .login_bearer(BearerAttempt {
-                            frontend: Frontend::DovecotAuth,
-                            mechanism: mechanism.into(),
-                            token: &token,
-                            claimed_user: user.as_deref(),
-                            service,
-                            remote_ip,
-                        })
-                        .await
+                    Box::pin(engine.login_bearer(BearerAttempt {
+                        frontend: Frontend::DovecotAuth,
+                        mechanism: mechanism.into(),
+                        token: &token,
+                        claimed_user: user.as_deref(),
+                        service,
+                        remote_ip,
+                    }))
+                    .await
                 }
             };
             if matches!(
