@@ -338,92 +338,70 @@ impl Throttle {
         account: &str,
         ip: Option<IpAddr>,
     ) -> Result<Reservation<'_>, Refusal> {
-        let Some((account, block, keys)) = self.keys(account, ip) else {
-            return Ok(self.unreserved());
-        };
-        let admitted = self.admit(&mut self.state(), &keys, block);
-        match admitted {
-            Ok(()) => {}
-            Err(Refusal::Busy) => {
-                // Boxed: only an attempt that waits carries the timer and the wake-up,
-                // not every login's future.
-                Box::pin(self.wait_for_room(&keys, block)).await?;
-            }
-            Err(refusal) => return Err(refusal),
+        match self.try_reserve(account, ip) {
+            // Boxed: only an attempt that waits carries the timer and the wake-up, not every
+            // login's future.
+            Err(Refusal::Busy) => Box::pin(self.wait_for_room(account, ip)).await,
+            other => other,
         }
-        Ok(Reservation {
-            throttle: self,
-            account,
-            block,
-            keys,
-        })
     }
 
-    /// Waits for attempts in flight on `keys` to end until this one is admitted (and counted),
-    /// locked out, or [`BUSY_WAIT`] has passed.
-    async fn wait_for_room(&self, keys: &Keys, block: Option<Block>) -> Result<(), Refusal> {
+    /// Tries again each time an attempt in flight ends, until admitted, locked out, or
+    /// [`BUSY_WAIT`] has passed.
+    async fn wait_for_room(
+        &self,
+        account: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<Reservation<'_>, Refusal> {
         let waited = tokio::time::timeout(BUSY_WAIT, async {
             loop {
+                // Registered and counted before the check: an attempt that ends after it
+                // (its `decide` takes the lock after the check let it go) sees the count and
+                // wakes this one.
                 let ended = self.ended.notified();
                 tokio::pin!(ended);
-                let _counted;
-                {
-                    let mut s = self.state();
-                    match self.admit(&mut s, keys, block) {
-                        Err(Refusal::Busy) => {}
-                        other => return other,
-                    }
-                    // Registered before the lock is let go: an attempt that ends after the
-                    // check above wakes this one.
-                    ended.as_mut().enable();
-                    // Counted under the lock too: a `decide` after it sees the count.
-                    _counted = Waiting::new(&self.waiting);
+                ended.as_mut().enable();
+                let _counted = Waiting::new(&self.waiting);
+                match self.try_reserve(account, ip) {
+                    Err(Refusal::Busy) => ended.await,
+                    other => return other,
                 }
-                ended.await;
             }
         })
         .await;
         waited.unwrap_or(Err(Refusal::Busy))
     }
 
-    /// [`Throttle::reserve`] without waiting: `Busy` at once.
-    #[cfg(test)]
+    /// Checks and, in the same critical section, reserves the attempt, without waiting:
+    /// `Busy` at once when only attempts in flight keep it out.
     pub fn try_reserve(
         &self,
         account: &str,
         ip: Option<IpAddr>,
     ) -> Result<Reservation<'_>, Refusal> {
         let Some((account, block, keys)) = self.keys(account, ip) else {
-            return Ok(self.unreserved());
+            // A trusted network: nothing counted.
+            return Ok(Reservation {
+                throttle: self,
+                account: Arc::from(""),
+                block: None,
+                keys: Keys::none(),
+            });
         };
-        self.admit(&mut self.state(), &keys, block)?;
+        let now = self.clock.now();
+        let mut s = self.state();
+        self.wait(&s, &keys, block, now)?;
+        for key in keys.iter() {
+            let e = self.entry(&mut s, key, now);
+            e.pending = e.pending.saturating_add(1);
+        }
+        drop(s);
         Ok(Reservation {
             throttle: self,
             account,
             block,
             keys,
         })
-    }
-
-    /// A trusted network's attempt: nothing counted.
-    fn unreserved(&self) -> Reservation<'_> {
-        Reservation {
-            throttle: self,
-            account: Arc::from(""),
-            block: None,
-            keys: Keys::none(),
-        }
-    }
-
-    /// The check, and the keys' attempts in flight counted if it passes.
-    fn admit(&self, s: &mut State, keys: &Keys, block: Option<Block>) -> Result<(), Refusal> {
-        let now = self.clock.now();
-        self.wait(s, keys, block, now)?;
-        for key in keys.iter() {
-            let e = self.entry(s, key, now);
-            e.pending = e.pending.saturating_add(1);
-        }
-        Ok(())
     }
 
     /// A key's entry in its current window, made room for under [`MAX_KEYS`].
