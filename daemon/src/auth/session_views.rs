@@ -8,35 +8,36 @@
 //! while the store's record cache is: on PostgreSQL only while its change notifications arrive.
 //! Bounded: two generations of [`CAPACITY`] views at most.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use postern_directory::generations::Generations;
 
 use super::SessionView;
 
 const CAPACITY: usize = 8192;
 
+#[derive(Clone)]
 struct Entry {
     /// Without its token (put back per request). Shared, not cloned, per hit: a deep clone
     /// of a view (a string per permission name) was 40% of a cached request's instructions.
     view: Arc<SessionView>,
     /// The same rendered as JSON, without its token: `GET /auth/session` answers with it.
     json: Arc<str>,
-    /// Unix seconds.
-    expires_at: i64,
-    /// The store's cache epoch and the policy's generation the view was computed under.
-    epoch: u64,
-    generation: i64,
+    /// What the view was computed under.
+    basis: Basis,
 }
 
-#[derive(Default)]
-pub(super) struct SessionViews {
-    maps: Mutex<(HashMap<String, Entry>, HashMap<String, Entry>)>,
-    hits: AtomicU64,
-    misses: AtomicU64,
+/// Keyed by the token's hash, served until the session expires (unix seconds) while the
+/// basis is the same.
+pub(super) struct SessionViews(Generations<String, Entry, i64>);
+
+impl Default for SessionViews {
+    fn default() -> Self {
+        SessionViews(Generations::new(CAPACITY))
+    }
 }
 
-/// What a view was computed under.
+/// What a view was computed under: the store's cache epoch and the policy's generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Basis {
     pub epoch: u64,
@@ -44,12 +45,6 @@ pub(super) struct Basis {
 }
 
 impl SessionViews {
-    fn lock(&self) -> std::sync::MutexGuard<'_, (HashMap<String, Entry>, HashMap<String, Entry>)> {
-        self.maps
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// The view computed for `hash` under `basis`, if the session is still live at `now`.
     pub(super) fn get(
         &self,
@@ -57,39 +52,14 @@ impl SessionViews {
         basis: Basis,
         now: i64,
     ) -> Option<(Arc<SessionView>, Arc<str>)> {
-        let found = self.find(hash, basis, now);
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        found
+        self.0
+            .get_if(hash, now, |e| e.basis == basis)
+            .map(|e| (e.view, e.json))
     }
 
     /// Hits and misses since start.
     pub(super) fn stats(&self) -> (u64, u64) {
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-        )
-    }
-
-    fn find(&self, hash: &str, basis: Basis, now: i64) -> Option<(Arc<SessionView>, Arc<str>)> {
-        let mut maps = self.lock();
-        let fresh = |e: &Entry| {
-            e.epoch == basis.epoch && e.generation == basis.generation && e.expires_at > now
-        };
-        if let Some(e) = maps.0.get(hash) {
-            return fresh(e).then(|| (e.view.clone(), e.json.clone()));
-        }
-        let e = maps.1.remove(hash)?;
-        if !fresh(&e) {
-            return None;
-        }
-        let found = (e.view.clone(), e.json.clone());
-        Self::insert(&mut maps, hash.to_string(), e);
-        Some(found)
+        self.0.counts()
     }
 
     pub(super) fn put(&self, hash: &str, view: &SessionView, expires_at: i64, basis: Basis) {
@@ -103,17 +73,8 @@ impl SessionViews {
         let entry = Entry {
             view: Arc::new(view),
             json: json.into(),
-            expires_at,
-            epoch: basis.epoch,
-            generation: basis.generation,
+            basis,
         };
-        Self::insert(&mut self.lock(), hash.to_string(), entry);
-    }
-
-    fn insert(maps: &mut (HashMap<String, Entry>, HashMap<String, Entry>), key: String, e: Entry) {
-        if maps.0.len() >= CAPACITY && !maps.0.contains_key(&key) {
-            maps.1 = std::mem::take(&mut maps.0);
-        }
-        maps.0.insert(key, e);
+        self.0.insert(hash.to_string(), entry, expires_at);
     }
 }

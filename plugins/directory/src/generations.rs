@@ -1,10 +1,11 @@
-//! The bounded, expiring map under the token cache (`token_cache.rs`) and the verification
-//! cache (`secret/verify_cache.rs`): two generations, a full current one becoming the
+//! The bounded, expiring map under the token cache (`token_cache.rs`), the verification
+//! cache (`secret/verify_cache.rs`) and the daemon's session views: two generations, a full current one becoming the
 //! previous one (the older dropped) and an entry used from the previous one moving back, so
 //! at most twice `per_generation` entries and what is used stays. An entry is served while
 //! its expiry is after `now` (the caller's clock: unix seconds, an `Instant`) and dropped when
 //! met expired. Hits and misses are counted.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,14 +16,14 @@ struct Maps<K, V, T> {
     previous: HashMap<K, (V, T)>,
 }
 
-pub(crate) struct Generations<K, V, T> {
+pub struct Generations<K, V, T> {
     maps: Mutex<Maps<K, V, T>>,
     per_generation: usize,
     hits: AtomicU64,
     misses: AtomicU64,
 }
 
-impl<K: Eq + Hash + Copy, V: Clone, T: PartialOrd + Copy> Generations<K, V, T> {
+impl<K: Eq + Hash, V: Clone, T: PartialOrd + Copy> Generations<K, V, T> {
     /// `per_generation` 0 keeps nothing.
     pub fn new(per_generation: usize) -> Self {
         Generations {
@@ -41,18 +42,33 @@ impl<K: Eq + Hash + Copy, V: Clone, T: PartialOrd + Copy> Generations<K, V, T> {
     }
 
     /// The value under `key` if it has not expired at `now`; counted as a hit or a miss.
-    pub fn get(&self, key: &K, now: T) -> Option<V> {
+    pub fn get<Q>(&self, key: &Q, now: T) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.get_if(key, now, |_| true)
+    }
+
+    /// [`Generations::get`] for a value `fresh` also accepts (one that is not is dropped, as
+    /// an expired one is).
+    pub fn get_if<Q>(&self, key: &Q, now: T, fresh: impl Fn(&V) -> bool) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let usable = |(value, until): &(V, T)| *until > now && fresh(value);
         let mut maps = self.lock();
         let found = match maps.current.get(key) {
-            Some((value, until)) if *until > now => Some(value.clone()),
+            Some(entry) if usable(entry) => Some(entry.0.clone()),
             Some(_) => {
                 maps.current.remove(key);
                 None
             }
-            None => match maps.previous.remove(key) {
-                Some((value, until)) if until > now => {
-                    let found = value.clone();
-                    self.put(&mut maps, *key, (value, until));
+            None => match maps.previous.remove_entry(key) {
+                Some((key, entry)) if usable(&entry) => {
+                    let found = entry.0.clone();
+                    self.put(&mut maps, key, entry);
                     Some(found)
                 }
                 _ => None,
@@ -83,7 +99,11 @@ impl<K: Eq + Hash + Copy, V: Clone, T: PartialOrd + Copy> Generations<K, V, T> {
         maps.current.insert(key, entry);
     }
 
-    pub fn remove(&self, key: &K) {
+    pub fn remove<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let mut maps = self.lock();
         maps.current.remove(key);
         maps.previous.remove(key);
@@ -106,6 +126,10 @@ impl<K: Eq + Hash + Copy, V: Clone, T: PartialOrd + Copy> Generations<K, V, T> {
     pub fn len(&self) -> usize {
         let maps = self.lock();
         maps.current.len() + maps.previous.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Hits and misses since start.

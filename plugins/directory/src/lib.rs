@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use zeroize::Zeroizing;
 
 pub mod config;
-mod generations;
+pub mod generations;
 pub mod secret;
 pub mod token_cache;
 
