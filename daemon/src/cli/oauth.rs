@@ -55,6 +55,9 @@ pub enum KeysAction {
         /// /etc/postern/postern.toml (default: ./postern.toml, else the embedded defaults).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// A key id is the key's RFC 7638 thumbprint in base64url, which starts with `-` one
+        /// time in 64: taken as the id, not as an option.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
 }
@@ -274,5 +277,21 @@ pub async fn clients(action: ClientAction) -> Result<(), Failure> {
                 Err(e) => Err(store_failure(e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    /// A generated key id may start with `-` (the e2e key-rotation test met one).
+    #[test]
+    fn a_key_id_starting_with_a_hyphen_is_taken_as_the_id() {
+        let parsed = crate::cli::Args::try_parse_from(["postern", "keys", "remove", "-9abc"]);
+        assert!(parsed.is_ok(), "{:?}", parsed.err());
+        let parsed = crate::cli::Args::try_parse_from([
+            "postern", "keys", "remove", "-9abc", "--config", "x.toml",
+        ]);
+        assert!(parsed.is_ok(), "{:?}", parsed.err());
     }
 }
