@@ -23,7 +23,8 @@ mod reply;
 mod request;
 
 pub use reply::{
-    cont, fail, handshake, ok, request_timed_out, FailCode, MechAdvert, MechFlag, MAX_ECHO_LEN,
+    cont, fail, handshake, ok, request_timed_out, write_fail, write_ok, FailCode, MechAdvert,
+    MechFlag, MAX_ECHO_LEN,
 };
 pub use request::{
     parse_client_line, AuthRequest, ClientLine, ClientState, Disposition, ParseError,
@@ -102,10 +103,16 @@ pub const READ_KEEP_CAPACITY: usize = 4096;
 /// Splits a byte stream into LF-terminated lines without any I/O: push what the socket gave,
 /// then pop lines until `Ok(None)`. Pipelined input (Exim writes VERSION, CPID and AUTH in one
 /// write) simply yields several lines. A CR before the LF is stripped, as Dovecot does.
+///
+/// Lines are lent out of the buffer, not copied: consumed bytes are only dropped from its front
+/// when the next read needs the room (usually nothing is left to move then).
 #[derive(Debug, Default)]
 pub struct LineReader {
     buf: Vec<u8>,
-    /// Bytes of `buf` already known to contain no LF, so a slow writer costs O(n) overall.
+    /// Start of the bytes not yet returned as a line.
+    start: usize,
+    /// Bytes of `buf` up to here are known to contain no LF, so a slow writer costs O(n)
+    /// overall.
     scanned: usize,
 }
 
@@ -117,7 +124,18 @@ impl LineReader {
 
     /// Appends bytes read from the socket.
     pub fn push(&mut self, data: &[u8]) {
+        self.compact();
         self.buf.extend_from_slice(data);
+    }
+
+    /// Drops the lines already returned from the front of the buffer.
+    fn compact(&mut self) {
+        let start = self.start.min(self.buf.len());
+        if start > 0 {
+            self.buf.drain(..start);
+            self.scanned = self.scanned.saturating_sub(start);
+        }
+        self.start = 0;
     }
 
     /// The buffer to read the socket straight into (appending only; then
@@ -126,6 +144,7 @@ impl LineReader {
     /// connection holds about [`READ_CHUNK`] bytes while idle rather than a fixed read buffer
     /// of its own (10,000 idle connections are a normal load for a mail server).
     pub fn read_into(&mut self) -> &mut Vec<u8> {
+        self.compact();
         if self.buf.is_empty() && self.buf.capacity() > READ_KEEP_CAPACITY {
             self.buf = Vec::new();
         }
@@ -142,42 +161,41 @@ impl LineReader {
 
     /// Whether a line has been started and not finished.
     pub fn has_partial(&self) -> bool {
-        !self.buf.is_empty()
+        self.buffered() > 0
     }
 
     /// Bytes buffered but not yet returned as a line.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len().saturating_sub(self.start)
     }
 
     /// The next complete line without its terminator, `Ok(None)` when more input is needed, or
     /// [`LineTooLong`] once the pending line cannot fit in [`MAX_LINE_LENGTH`] (the reader is then
     /// unusable: close the connection).
-    pub fn next_line(&mut self) -> Result<Option<Vec<u8>>, LineTooLong> {
+    pub fn next_line(&mut self) -> Result<Option<&[u8]>, LineTooLong> {
         // Bytes are only ever appended behind our back ([`LineReader::read_into`]); should the
         // buffer ever be shorter, scan it all rather than panic.
-        if self.scanned > self.buf.len() {
-            self.scanned = 0;
+        self.start = self.start.min(self.buf.len());
+        if self.scanned > self.buf.len() || self.scanned < self.start {
+            self.scanned = self.start;
         }
         let Some(offset) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') else {
             self.scanned = self.buf.len();
-            return if self.buf.len() >= MAX_LINE_LENGTH {
+            return if self.buffered() >= MAX_LINE_LENGTH {
                 Err(LineTooLong)
             } else {
                 Ok(None)
             };
         };
         let end = self.scanned + offset;
-        if end >= MAX_LINE_LENGTH {
+        if end - self.start >= MAX_LINE_LENGTH {
             return Err(LineTooLong);
         }
-        let mut line: Vec<u8> = self.buf.drain(..=end).collect();
-        line.pop();
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
-        self.scanned = 0;
-        Ok(Some(line))
+        let begin = self.start;
+        self.start = end + 1;
+        self.scanned = self.start;
+        let line = &self.buf[begin..end];
+        Ok(Some(line.strip_suffix(b"\r").unwrap_or(line)))
     }
 }
 

@@ -115,12 +115,18 @@ pub fn handshake(mechanisms: &[MechAdvert], spid: u32, cuid: u32, cookie: &[u8; 
 /// Exim defers an OK without it. A field with an empty value is written as a bare flag
 /// (`anonymous`).
 pub fn ok(id: u32, user: &str, extra: &[(&str, &str)]) -> String {
-    let mut out = format!("OK\t{id}\tuser={}", escape(user));
+    let mut out = String::new();
+    write_ok(&mut out, id, user, extra);
+    out
+}
+
+/// [`ok`], appended to `out` (a connection's output buffer: no allocation of its own).
+pub fn write_ok(out: &mut String, id: u32, user: &str, extra: &[(&str, &str)]) {
+    let _ = write!(out, "OK\t{id}\tuser={}", escape(user));
     for (name, value) in extra {
-        push_field(&mut out, name, value);
+        push_field(out, name, value);
     }
     out.push('\n');
-    out
 }
 
 /// `CONT\t<id>\t<base64 challenge>` (an empty challenge gives `CONT\t<id>\t`, which Postfix turns
@@ -145,22 +151,35 @@ pub fn fail(
     reason: Option<&str>,
     temp: bool,
 ) -> String {
-    let mut out = format!("FAIL\t{id}");
+    let mut out = String::new();
+    write_fail(&mut out, id, user, code, reason, temp);
+    out
+}
+
+/// [`fail`], appended to `out`.
+pub fn write_fail(
+    out: &mut String,
+    id: u32,
+    user: Option<&str>,
+    code: Option<FailCode>,
+    reason: Option<&str>,
+    temp: bool,
+) {
+    let _ = write!(out, "FAIL\t{id}");
     if let Some(user) = user.filter(|u| u.len() <= MAX_ECHO_LEN) {
-        push_field(&mut out, "user", user);
+        push_field(out, "user", user);
     }
     let code = code.or(temp.then_some(FailCode::TempFail));
     if let Some(code) = code {
-        push_field(&mut out, "code", code.as_str());
+        push_field(out, "code", code.as_str());
     }
     if temp {
         out.push_str("\ttemp");
     }
     if let Some(reason) = reason {
-        push_field(&mut out, "reason", truncate(reason, MAX_ECHO_LEN));
+        push_field(out, "reason", truncate(reason, MAX_ECHO_LEN));
     }
     out.push('\n');
-    out
 }
 
 /// Dovecot's answer to a CONT for an id that is not (or no longer) open, e.g. reaped after its

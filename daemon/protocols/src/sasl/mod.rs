@@ -17,6 +17,7 @@
 mod parse;
 
 use std::fmt;
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
@@ -86,7 +87,7 @@ impl fmt::Display for Mechanism {
 pub enum Credentials {
     /// PLAIN or LOGIN: the authentication identity and its password (any authzid equals it).
     Password {
-        authcid: String,
+        authcid: Arc<str>,
         password: Zeroizing<String>,
     },
     /// XOAUTH2 (`user` always present) or OAUTHBEARER (`user` = the gs2 authzid, optional): the
@@ -193,7 +194,7 @@ enum State {
 pub struct Session {
     mechanism: Mechanism,
     state: State,
-    user: Option<String>,
+    user: Option<Arc<str>>,
 }
 
 impl Session {
@@ -253,7 +254,7 @@ impl Session {
                 self.conclude(result)
             }
             (State::AwaitLoginPassword, _) => {
-                let user = self.user.clone().unwrap_or_default();
+                let user = self.user.clone().unwrap_or_else(|| Arc::from(""));
                 let result = parse::login_password(data).map(|password| Credentials::Password {
                     authcid: user,
                     password,

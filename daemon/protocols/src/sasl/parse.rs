@@ -1,6 +1,8 @@
 //! Message parsers of the individual mechanisms. Each records the user name it found in `user`
 //! as early as possible, so a failure reply can still carry `user=` (as Dovecot's does).
 
+use std::sync::Arc;
+
 use zeroize::Zeroizing;
 
 use super::{Credentials, Mechanism, SaslError};
@@ -18,7 +20,7 @@ fn utf8(data: &[u8], mechanism: Mechanism) -> Result<&str, SaslError> {
 /// PLAIN (RFC 4616): `authzid NUL authcid NUL password`, exactly two NULs (as Dovecot checks).
 /// An authzid naming someone else is an impersonation (master user) request, which this daemon
 /// does not offer.
-pub(super) fn plain(data: &[u8], user: &mut Option<String>) -> Result<Credentials, SaslError> {
+pub(super) fn plain(data: &[u8], user: &mut Option<Arc<str>>) -> Result<Credentials, SaslError> {
     let mech = Mechanism::Plain;
     let mut parts = data.split(|b| *b == 0);
     let (Some(authzid), Some(authcid), Some(password), None) =
@@ -32,7 +34,9 @@ pub(super) fn plain(data: &[u8], user: &mut Option<String>) -> Result<Credential
     if authcid.is_empty() {
         return Err(SaslError::EmptyUser);
     }
-    *user = Some(authcid.to_owned());
+    // One copy of the name, shared by the session (for a failure's `user=`) and the credentials.
+    let name: Arc<str> = Arc::from(authcid);
+    *user = Some(name.clone());
     if !authzid.is_empty() && authzid != authcid {
         return Err(SaslError::ImpersonationNotAllowed {
             authzid: authzid.to_owned(),
@@ -43,20 +47,20 @@ pub(super) fn plain(data: &[u8], user: &mut Option<String>) -> Result<Credential
         return Err(SaslError::EmptyPassword);
     }
     Ok(Credentials::Password {
-        authcid: authcid.to_owned(),
+        authcid: name,
         password: Zeroizing::new(password.to_owned()),
     })
 }
 
 /// LOGIN user name: non-empty, no NUL (Dovecot would silently cut at it), UTF-8.
-pub(super) fn login_user(data: &[u8]) -> Result<String, SaslError> {
+pub(super) fn login_user(data: &[u8]) -> Result<Arc<str>, SaslError> {
     if data.is_empty() {
         return Err(SaslError::EmptyUser);
     }
     if data.contains(&0) {
         return Err(malformed(Mechanism::Login, "NUL in user name"));
     }
-    Ok(utf8(data, Mechanism::Login)?.to_owned())
+    Ok(Arc::from(utf8(data, Mechanism::Login)?))
 }
 
 /// LOGIN password: non-empty, no NUL, UTF-8.
@@ -72,7 +76,7 @@ pub(super) fn login_password(data: &[u8]) -> Result<Zeroizing<String>, SaslError
 
 /// XOAUTH2: `user=U ^A auth=Bearer T ^A ^A`. Like Dovecot, fields are split on ^A, unknown and
 /// empty ones are ignored; `user=` and a well-formed `auth=Bearer <token>` are required.
-pub(super) fn xoauth2(data: &[u8], user: &mut Option<String>) -> Result<Credentials, SaslError> {
+pub(super) fn xoauth2(data: &[u8], user: &mut Option<Arc<str>>) -> Result<Credentials, SaslError> {
     let mech = Mechanism::XOAuth2;
     let text = utf8(data, mech)?;
     let mut name = None;
@@ -92,7 +96,7 @@ pub(super) fn xoauth2(data: &[u8], user: &mut Option<String>) -> Result<Credenti
     if name.is_empty() {
         return Err(SaslError::EmptyUser);
     }
-    *user = Some(name.to_owned());
+    *user = Some(Arc::from(name));
     let token = bearer_token(token.ok_or(malformed(mech, "missing auth="))?, mech)?;
     Ok(Credentials::Bearer {
         user: Some(name.to_owned()),
@@ -106,7 +110,7 @@ pub(super) fn xoauth2(data: &[u8], user: &mut Option<String>) -> Result<Credenti
 /// for syntax only, unknown keys are ignored.
 pub(super) fn oauthbearer(
     data: &[u8],
-    user: &mut Option<String>,
+    user: &mut Option<Arc<str>>,
 ) -> Result<Credentials, SaslError> {
     let mech = Mechanism::OAuthBearer;
     let text = utf8(data, mech)?;
@@ -134,7 +138,7 @@ pub(super) fn oauthbearer(
             Some(name)
         }
     };
-    user.clone_from(&authzid);
+    *user = authzid.as_deref().map(Arc::from);
     let pairs = rest
         .strip_prefix(KVSEP)
         .and_then(|r| r.strip_suffix("\x01\x01"))

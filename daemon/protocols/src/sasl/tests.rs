@@ -4,7 +4,7 @@ use proptest::prelude::*;
 fn password(step: Step) -> (String, String) {
     match step {
         Step::Credentials(Credentials::Password { authcid, password }) => {
-            (authcid, password.as_str().to_owned())
+            (authcid.to_string(), password.as_str().to_owned())
         }
         other => panic!("expected password credentials, got {other:?}"),
     }

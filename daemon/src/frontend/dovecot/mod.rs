@@ -1,9 +1,12 @@
 //! The dovecot-auth server loop (protocol 1.2, what Postfix and Exim speak), over any stream.
 //!
-//! One connection = one task that reads, owns the request table and polls the verifications
-//! under way, and one writer task fed through a bounded channel (a client that stops reading
-//! stops being read). A verification's result updates the table before it is answered, so a
-//! client reacting to a `CONT` always finds its request in place.
+//! One connection = one task that reads, owns the request table, polls the verifications under
+//! way and writes the answers: they are gathered in the connection's output buffer and written
+//! once the lines of one read (or one result) are handled, so a client that stops reading stops
+//! being read, and a reply is made and freed on the same thread (a writer task of its own,
+//! fed through a channel, freed every reply on another core, which left each core's allocator
+//! cache empty). A verification's result updates the table before it is answered, so a client
+//! reacting to a `CONT` always finds its request in place.
 //!
 //! Answers go out as requests finish, not in request order. Protocol violations (duplicate id,
 //! unoffered mechanism, bad handshake, over-long line, `CONT` for a request being verified)
@@ -18,7 +21,7 @@ use futures_util::StreamExt;
 use postern_protocols::dovecot::{self, LineReader, MechAdvert};
 use postern_protocols::sasl::Mechanism;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Settings;
@@ -108,19 +111,17 @@ impl Server {
     ) where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let (mut rd, wr) = tokio::io::split(stream);
-        let (out, out_rx) = mpsc::channel::<String>(64);
-        let writer = tokio::spawn(write_loop(wr, out_rx));
+        let mut stream = std::pin::pin!(stream);
         let cuid = self.next_cuid.fetch_add(1, Ordering::Relaxed);
         let cookie: [u8; 16] = rand::random();
         let idle = self.settings.idle_timeout;
         let reap_every = (self.limits.request_timeout / 4)
             .clamp(Duration::from_millis(10), Duration::from_secs(5));
-        let mut c = Conn::new(self.clone(), out);
-        if c.send(dovecot::handshake(&self.adverts, self.spid, cuid, &cookie))
-            .await
-            .is_err()
-        {
+        // A client that does not read what it is sent holds its slot no longer than this.
+        let write_timeout = idle.min(WRITE_TIMEOUT);
+        let mut c = Conn::new(self.clone());
+        c.send(&dovecot::handshake(&self.adverts, self.spid, cuid, &cookie));
+        if flush(&mut stream, &mut c, write_timeout).await.is_err() {
             return;
         }
         tracing::debug!(cuid, ?peer, "dovecot-auth client connected");
@@ -142,11 +143,11 @@ impl Server {
             }
             tokio::select! {
                 done = c.next_done(), if c.has_verifications() => {
-                    if c.finished(done).await == Flow::Disconnect {
+                    if c.finished(done) == Flow::Disconnect {
                         break;
                     }
                 }
-                read = rd.read_buf(lines.read_into()), if reading => match read {
+                read = stream.read_buf(lines.read_into()), if reading => match read {
                     Ok(0) | Err(_) => {
                         reading = false;
                         c.forget_waiting();
@@ -158,7 +159,14 @@ impl Server {
                                 Ok(Some(line)) => {
                                     // A new line starts after this one.
                                     line_deadline = None;
-                                    if c.line(&line).await == Flow::Disconnect {
+                                    if c.line(&line) == Flow::Disconnect {
+                                        break 'conn;
+                                    }
+                                    // Many short lines in one read: their answers are written
+                                    // as they pile up, not held without bound.
+                                    if c.output_len() >= FLUSH_AT
+                                        && flush(&mut stream, &mut c, write_timeout).await.is_err()
+                                    {
                                         break 'conn;
                                     }
                                 }
@@ -197,12 +205,47 @@ impl Server {
                     }
                 }
             }
+            if c.output_len() > 0 && flush(&mut stream, &mut c, write_timeout).await.is_err() {
+                break;
+            }
         }
-        // The client is told at once (the writer ends with the last sender), and what was
-        // being verified runs to its end, unanswered.
-        let mut left = c.into_verifications();
+        // The client is told at once (what is left to write, then the end of the stream), and
+        // what was being verified runs to its end, unanswered.
+        let (mut left, mut output) = c.into_parts();
         let drain = async { while left.next().await.is_some() {} };
-        let _ = tokio::join!(drain, writer);
+        let close = async {
+            let end = async {
+                if !output.is_empty() {
+                    stream.write_all(output.as_bytes()).await?;
+                    output.clear();
+                }
+                stream.shutdown().await
+            };
+            let _ = tokio::time::timeout(write_timeout, end).await;
+        };
+        tokio::join!(drain, close);
+    }
+}
+
+/// Answers gathered beyond this are written before the next line of the same read is handled.
+const FLUSH_AT: usize = 16 * 1024;
+
+/// The longest one write to a client may wait for it to read (or the listener's `idle-timeout`,
+/// if shorter); then the connection is closed.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Writes the connection's gathered answers; `Err` when the client is gone or stopped reading.
+async fn flush<S: AsyncWrite>(
+    stream: &mut std::pin::Pin<&mut S>,
+    c: &mut Conn,
+    timeout: Duration,
+) -> Result<(), ()> {
+    match tokio::time::timeout(timeout, stream.write_all(c.output().as_bytes())).await {
+        Ok(Ok(())) => {
+            c.written();
+            Ok(())
+        }
+        _ => Err(()),
     }
 }
 
@@ -214,25 +257,6 @@ async fn sleep_until_some(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
-}
-
-async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::Receiver<String>) {
-    tokio::pin!(wr);
-    let mut batch = String::new();
-    while let Some(line) = rx.recv().await {
-        batch.clear();
-        batch.push_str(&line);
-        while batch.len() < 16 * 1024 {
-            match rx.try_recv() {
-                Ok(more) => batch.push_str(&more),
-                Err(_) => break,
-            }
-        }
-        if wr.write_all(batch.as_bytes()).await.is_err() {
-            return;
-        }
-    }
-    let _ = wr.shutdown().await;
 }
 
 #[cfg(test)]

@@ -14,7 +14,6 @@ use postern_protocols::dovecot::{
     self, ClientLine, ClientState, Disposition, FailCode, ParseError,
 };
 use postern_protocols::sasl::{Credentials, Mechanism, SaslError, Session, Step};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::Server;
@@ -64,7 +63,8 @@ pub(super) type Verifications = FuturesUnordered<Verification>;
 
 pub(super) struct Conn {
     server: Arc<Server>,
-    out: mpsc::Sender<String>,
+    /// Answers not yet written (the server loop writes them: [`Conn::output`]).
+    output: String,
     verifications: Verifications,
     pending: HashMap<u32, Pending>,
     /// Serials of requests cancelled while being verified: their verifications still run (the
@@ -76,10 +76,10 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    pub(super) fn new(server: Arc<Server>, out: mpsc::Sender<String>) -> Conn {
+    pub(super) fn new(server: Arc<Server>) -> Conn {
         Conn {
             server,
-            out,
+            output: String::new(),
             verifications: FuturesUnordered::new(),
             pending: HashMap::new(),
             cancelled: HashSet::new(),
@@ -93,10 +93,27 @@ impl Conn {
         self.pending.is_empty()
     }
 
-    /// `&mut`: the future holds no shared borrow of the connection, which would need its
-    /// verifications to be `Sync`.
-    pub(super) async fn send(&mut self, line: String) -> Result<(), ()> {
-        self.out.send(line).await.map_err(|_| ())
+    /// Queues one answer line for the server loop to write.
+    pub(super) fn send(&mut self, line: &str) {
+        self.output.push_str(line);
+    }
+
+    /// Answers queued and not yet written.
+    pub(super) fn output(&self) -> &str {
+        &self.output
+    }
+
+    pub(super) fn output_len(&self) -> usize {
+        self.output.len()
+    }
+
+    /// The queued answers were written. The buffer is kept for the next ones unless a burst
+    /// grew it: an idle connection holds little.
+    pub(super) fn written(&mut self) {
+        self.output.clear();
+        if self.output.capacity() > OUTPUT_KEEP_CAPACITY {
+            self.output = String::new();
+        }
     }
 
     /// Verifications under way, cancelled ones included.
@@ -115,8 +132,9 @@ impl Conn {
     /// The verifications still under way, to be run to their end once the connection is gone:
     /// a login's outcome is still recorded (its throttle count, its log line), as it was when
     /// each ran in a task of its own.
-    pub(super) fn into_verifications(self) -> Verifications {
-        self.verifications
+    /// With them, the answers not yet written.
+    pub(super) fn into_parts(self) -> (Verifications, String) {
+        (self.verifications, self.output)
     }
 
     pub(super) fn verifying(&self) -> usize {
@@ -145,12 +163,12 @@ impl Conn {
         });
     }
 
-    pub(super) async fn line(&mut self, line: &[u8]) -> Flow {
+    pub(super) fn line(&mut self, line: &[u8]) -> Flow {
         let parsed = self.state.accept(line);
         let result = match parsed {
             Ok(ClientLine::Version { .. } | ClientLine::Cpid(_)) => Ok(()),
-            Ok(ClientLine::Auth(req)) => self.auth(req).await,
-            Ok(ClientLine::Cont { id, data }) => self.cont(id, &data).await,
+            Ok(ClientLine::Auth(req)) => self.auth(req),
+            Ok(ClientLine::Cont { id, data }) => self.cont(id, &data),
             Ok(ClientLine::Cancel { id }) => {
                 // Forgotten at once (its id free again, its answer sent to nobody), but a
                 // verification still running keeps its slot until it ends.
@@ -171,7 +189,8 @@ impl Conn {
                             if waiting.is_some() {
                                 self.pending.remove(&id);
                             }
-                            self.send(reply).await.map_err(|_| "client gone")
+                            self.send(&reply);
+                            Ok(())
                         }
                     }
                 }
@@ -187,7 +206,7 @@ impl Conn {
         }
     }
 
-    async fn auth(&mut self, req: dovecot::AuthRequest) -> Result<(), &'static str> {
+    fn auth(&mut self, req: dovecot::AuthRequest) -> Result<(), &'static str> {
         let id = req.id;
         if self.pending.contains_key(&id) {
             tracing::warn!(
@@ -204,16 +223,8 @@ impl Conn {
         };
         if self.pending.len() + self.cancelled.len() >= self.server.limits.max_in_flight {
             let reason = "Too many authentication requests in progress";
-            return self
-                .send(dovecot::fail(
-                    id,
-                    None,
-                    Some(FailCode::TempFail),
-                    Some(reason),
-                    true,
-                ))
-                .await
-                .map_err(|_| "gone");
+            self.fail(id, None, Some(FailCode::TempFail), Some(reason), true);
+            return Ok(());
         }
         if let Err(e) = Service::resolve(&req.service, &self.server.settings.services) {
             // Fail closed: a service no rule knows would otherwise need `authenticate` only.
@@ -224,8 +235,8 @@ impl Conn {
                 None,
                 "unknown service",
             );
-            let line = dovecot::fail(id, None, None, Some("Unknown service"), false);
-            return self.send(line).await.map_err(|_| "gone");
+            self.fail(id, None, None, Some("Unknown service"), false);
+            return Ok(());
         }
         if mechanism.is_plaintext()
             && !self.server.settings.allow_plaintext
@@ -239,14 +250,14 @@ impl Conn {
                 "plaintext mechanism on an unsecured connection",
             );
             let reason = "Plaintext authentication disallowed on non-secure (SSL/TLS) connections";
-            let line = dovecot::fail(
+            self.fail(
                 id,
                 None,
                 Some(FailCode::MechSslRequired),
                 Some(reason),
                 false,
             );
-            return self.send(line).await.map_err(|_| "gone");
+            return Ok(());
         }
         self.serial += 1;
         let ctx = Ctx {
@@ -256,20 +267,20 @@ impl Conn {
         };
         let mut session = Session::new(mechanism);
         let step = session.step(req.initial_response.as_deref().map(Vec::as_slice));
-        self.advance(id, session, ctx, step).await
+        self.advance(id, session, ctx, step)
     }
 
-    async fn cont(&mut self, id: u32, data: &[u8]) -> Result<(), &'static str> {
+    fn cont(&mut self, id: u32, data: &[u8]) -> Result<(), &'static str> {
         match self.pending.remove(&id) {
-            None => self
-                .send(dovecot::request_timed_out(id))
-                .await
-                .map_err(|_| "gone"),
+            None => {
+                self.send(&dovecot::request_timed_out(id));
+                Ok(())
+            }
             Some(Pending::Waiting {
                 mut session, ctx, ..
             }) => {
                 let step = session.step(Some(data));
-                self.advance(id, session, ctx, step).await
+                self.advance(id, session, ctx, step)
             }
             Some(Pending::Verifying { .. }) => {
                 tracing::warn!(
@@ -281,11 +292,11 @@ impl Conn {
         }
     }
 
-    async fn advance(
+    fn advance(
         &mut self,
         id: u32,
         session: Session,
-        ctx: Ctx,
+        mut ctx: Ctx,
         step: Step,
     ) -> Result<(), &'static str> {
         match step {
@@ -299,12 +310,13 @@ impl Conn {
                         deadline,
                     },
                 );
-                self.send(dovecot::cont(id, &challenge))
-                    .await
-                    .map_err(|_| "gone")
+                self.send(&dovecot::cont(id, &challenge));
+                Ok(())
             }
             Step::Credentials(credentials) => {
-                let verification = self.verify(id, session.mechanism(), &ctx, credentials);
+                // The name moves into the verification: the request keeps only its serial.
+                let service = std::mem::take(&mut ctx.service);
+                let verification = self.verify(id, session.mechanism(), service, &ctx, credentials);
                 self.verifications.push(verification);
                 self.pending.insert(id, Pending::Verifying { session, ctx });
                 Ok(())
@@ -321,8 +333,8 @@ impl Conn {
                         err.reason(),
                     );
                 }
-                let line = dovecot::fail(id, session.user(), None, Some(err.reason()), false);
-                self.send(line).await.map_err(|_| "gone")
+                self.fail(id, session.user(), None, Some(err.reason()), false);
+                Ok(())
             }
         }
     }
@@ -331,11 +343,12 @@ impl Conn {
         &self,
         id: u32,
         mechanism: Mechanism,
+        service: String,
         ctx: &Ctx,
         credentials: Credentials,
     ) -> Verification {
         let server = self.server.clone();
-        let (service, remote_ip, serial) = (ctx.service.clone(), ctx.remote_ip, ctx.serial);
+        let (remote_ip, serial) = (ctx.remote_ip, ctx.serial);
         Box::pin(async move {
             let engine = &server.engine;
             let delay = server.limits.failure_delay;
@@ -385,7 +398,7 @@ impl Conn {
         })
     }
 
-    pub(super) async fn finished(&mut self, done: Done) -> Flow {
+    pub(super) fn finished(&mut self, done: Done) -> Flow {
         if self.cancelled.remove(&done.serial) {
             return Flow::Continue;
         }
@@ -403,18 +416,18 @@ impl Conn {
         let (mut session, ctx) = session;
         let id = done.id;
         let sent = match done.result {
-            Ok(principal) => self
-                .send(dovecot::ok(id, &principal.name, &[]))
-                .await
-                .map_err(|_| "gone"),
+            Ok(principal) => {
+                dovecot::write_ok(&mut self.output, id, &principal.name, &[]);
+                Ok(())
+            }
             Err(LoginError::InvalidCredentials) if session.mechanism().is_bearer() => {
                 let step = session.reject_token(None);
-                self.advance(id, session, ctx, step).await
+                self.advance(id, session, ctx, step)
             }
-            Err(e) => self
-                .send(failure(id, session.user(), &e))
-                .await
-                .map_err(|_| "gone"),
+            Err(e) => {
+                self.failure(id, session.user(), &e);
+                Ok(())
+            }
         };
         match sent {
             Ok(()) => Flow::Continue,
@@ -423,26 +436,43 @@ impl Conn {
     }
 }
 
-/// The `FAIL` line for an engine refusal: outages and broken accounts are temporary, never
-/// "wrong password".
-fn failure(id: u32, user: Option<&str>, e: &LoginError) -> String {
-    match e {
-        LoginError::InvalidCredentials | LoginError::InvalidRequest(_) => {
-            dovecot::fail(id, user, None, Some("Authentication failed"), false)
+impl Conn {
+    /// Queues a `FAIL` line ([`dovecot::fail`]).
+    fn fail(
+        &mut self,
+        id: u32,
+        user: Option<&str>,
+        code: Option<FailCode>,
+        reason: Option<&str>,
+        temp: bool,
+    ) {
+        dovecot::write_fail(&mut self.output, id, user, code, reason, temp);
+    }
+
+    /// Queues the `FAIL` line for an engine refusal: outages and broken accounts are
+    /// temporary, never "wrong password".
+    fn failure(&mut self, id: u32, user: Option<&str>, e: &LoginError) {
+        match e {
+            LoginError::InvalidCredentials | LoginError::InvalidRequest(_) => {
+                self.fail(id, user, None, Some("Authentication failed"), false)
+            }
+            LoginError::RateLimited(_) => self.fail(
+                id,
+                user,
+                None,
+                Some("Too many failed attempts; try again later"),
+                true,
+            ),
+            LoginError::Unavailable | LoginError::Misconfigured => self.fail(
+                id,
+                user,
+                Some(FailCode::TempFail),
+                Some("Temporary authentication failure"),
+                true,
+            ),
         }
-        LoginError::RateLimited(_) => dovecot::fail(
-            id,
-            user,
-            None,
-            Some("Too many failed attempts; try again later"),
-            true,
-        ),
-        LoginError::Unavailable | LoginError::Misconfigured => dovecot::fail(
-            id,
-            user,
-            Some(FailCode::TempFail),
-            Some("Temporary authentication failure"),
-            true,
-        ),
     }
 }
+
+/// What an emptied output buffer keeps for the next answers.
+const OUTPUT_KEEP_CAPACITY: usize = 1024;
