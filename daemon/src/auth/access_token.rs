@@ -151,7 +151,7 @@ impl Engine {
                 };
                 match self
                     .hasher
-                    .check(ip, stored.expose().to_string(), secret)
+                    .check(ip, stored.expose(), secret)
                     .await
                     .map_err(|e| unavailable(&e))?
                 {

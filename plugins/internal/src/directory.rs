@@ -80,11 +80,7 @@ impl InternalDirectory {
         let external = stored.origin != Origin::Internal;
         let mut unverifiable = false;
         match &stored.secret {
-            Some(hash) => match self
-                .hasher
-                .check(client, hash.expose().to_string(), password)
-                .await?
-            {
+            Some(hash) => match self.hasher.check(client, hash.expose(), password).await? {
                 Verdict::Match => return Ok(Checked::Matched(InternalMatch::Password(stored))),
                 Verdict::Mismatch => {}
                 Verdict::Unverifiable(e) => {
@@ -98,9 +94,8 @@ impl InternalDirectory {
             None => self.hasher.burn(client, password).await?,
         }
         let hash = crate::token_hash(password);
-        if let Some(cred) = self
-            .store
-            .app_password(&stored.account.name, &hash)
+        // Boxed, as the rare paths below a login are (the store read above).
+        if let Some(cred) = Box::pin(self.store.app_password(&stored.account.name, &hash))
             .await
             .map_err(unavailable)?
         {

@@ -191,7 +191,7 @@ impl LdapDirectory {
             );
             match self
                 .hasher
-                .check(client, candidate.to_string(), password)
+                .check(client, candidate.as_str(), password)
                 .await?
             {
                 Verdict::Match => return Ok(None),

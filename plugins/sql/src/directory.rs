@@ -216,8 +216,7 @@ impl Directory for SqlDirectory {
             .hasher
             .check(
                 client,
-                secret::with_default_scheme(stored.as_str(), self.default_scheme.as_deref())
-                    .into_owned(),
+                &secret::with_default_scheme(stored.as_str(), self.default_scheme.as_deref()),
                 password,
             )
             .await?

@@ -20,19 +20,26 @@ pub(super) struct Decoy {
 }
 
 impl Decoy {
-    pub fn new(stored: Zeroizing<String>, scheme: Scheme) -> Decoy {
-        let cost = cost(&stored, scheme);
-        Decoy {
-            stored,
-            cost,
-            seen: Instant::now(),
+    /// `stored` (of `scheme`) was verified now: it becomes the decoy of `kept` if it is as
+    /// costly as the kept one or more, or the kept one has not been seen for [`KEEP`]. The
+    /// same value seen again is only marked seen: no copy of it per login.
+    pub fn offer(kept: &mut Option<Decoy>, stored: &str, scheme: Scheme) {
+        let now = Instant::now();
+        if let Some(d) = kept.as_mut().filter(|d| d.stored.as_str() == stored) {
+            d.seen = now;
+            return;
         }
-    }
-
-    /// Whether `new` should take this decoy's place: as costly or more, or this one has not
-    /// been seen for [`KEEP`].
-    pub fn yields_to(&self, new: &Decoy) -> bool {
-        new.cost >= self.cost || new.seen.duration_since(self.seen) > KEEP
+        let cost = cost(stored, scheme);
+        let takes_over = kept
+            .as_ref()
+            .is_none_or(|d| cost >= d.cost || now.duration_since(d.seen) > KEEP);
+        if takes_over {
+            *kept = Some(Decoy {
+                stored: Zeroizing::new(stored.to_owned()),
+                cost,
+                seen: now,
+            });
+        }
     }
 }
 
@@ -97,5 +104,26 @@ mod tests {
         assert!(cost(sha_more, Scheme::Sha512Crypt) > cost(sha, Scheme::Sha512Crypt));
         assert!(cost(bcrypt, Scheme::Bcrypt) > cost(sha_more, Scheme::Sha512Crypt));
         assert!(cost(sha, Scheme::Sha512Crypt) > cost(ssha, Scheme::Ssha));
+    }
+
+    #[test]
+    fn the_dearest_hash_seen_is_kept() {
+        let sha = "$6$rounds=5000$salt$hash";
+        let argon = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaA";
+        let mut kept = None;
+        Decoy::offer(&mut kept, sha, Scheme::Sha512Crypt);
+        assert_eq!(kept.as_ref().map(|d| d.stored.as_str()), Some(sha));
+        Decoy::offer(&mut kept, argon, Scheme::Argon2);
+        assert_eq!(kept.as_ref().map(|d| d.stored.as_str()), Some(argon));
+        // A cheaper one seen since does not take its place; the same one seen again keeps it.
+        Decoy::offer(&mut kept, sha, Scheme::Sha512Crypt);
+        Decoy::offer(&mut kept, argon, Scheme::Argon2);
+        assert_eq!(kept.as_ref().map(|d| d.stored.as_str()), Some(argon));
+        // Unseen for longer than KEEP, it gives way to what is seen now.
+        if let Some(d) = kept.as_mut() {
+            d.seen -= KEEP + Duration::from_secs(1);
+        }
+        Decoy::offer(&mut kept, sha, Scheme::Sha512Crypt);
+        assert_eq!(kept.as_ref().map(|d| d.stored.as_str()), Some(sha));
     }
 }

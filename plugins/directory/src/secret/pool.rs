@@ -168,22 +168,25 @@ impl Hasher {
         stored: String,
         password: Zeroizing<Vec<u8>>,
     ) -> Result<bool, SecretError> {
-        self.verify_scheme(Bound::Exempt, stored, password)
+        self.verify_scheme(Bound::Exempt, &stored, &password)
             .await
             .map(|(ok, _)| ok)
     }
 
     /// [`Hasher::verify`] under `bound`, with the scheme of the stored value.
+    ///
+    /// Borrowed: only the work sent to a hashing thread copies the two (a cleartext or
+    /// one-digest check, most logins of some installations, copies nothing).
     async fn verify_scheme(
         &self,
         bound: Bound,
-        stored: String,
-        password: Zeroizing<Vec<u8>>,
+        stored: &str,
+        password: &[u8],
     ) -> Result<(bool, Scheme), SecretError> {
-        let scheme = identify(&stored)?;
+        let scheme = identify(stored)?;
         // Only a login's verification is cached (an operator's is rare and must be real).
         let cache = match (&bound, &self.verify_cache) {
-            (Bound::Client(_), Some(c)) => Some((c, c.key(&stored, &password))),
+            (Bound::Client(_), Some(c)) => Some((c, c.key(stored, password))),
             _ => None,
         };
         if let Some((c, key)) = &cache {
@@ -197,11 +200,17 @@ impl Hasher {
             // A cleartext comparison or one digest: a microsecond or less, far cheaper than
             // handing it to a hashing thread and waking this task again when it is done (the
             // two wake-ups cost more CPU than the work). Nothing to queue, so nothing to bound.
-            verify(&stored, &password)
-        } else if self.workers > 0 && batched {
-            self.run_crypt(bound, stored, password).await
+            verify(stored, password)
         } else {
-            self.run_as(bound, move || verify(&stored, &password)).await
+            let (stored, password) = (stored.to_owned(), Zeroizing::new(password.to_vec()));
+            // Boxed: a thread's round trip is microseconds to milliseconds, while its future
+            // inline would make every login's future too big for the allocator's per-thread
+            // cache (README, "Benchmarks of this work").
+            if self.workers > 0 && batched {
+                Box::pin(self.run_crypt(bound, stored, password)).await
+            } else {
+                Box::pin(self.run_as(bound, move || verify(&stored, &password))).await
+            }
         };
         // A refused verification was never computed: not counted as one.
         if let (Some(observer), false) = (
@@ -226,16 +235,11 @@ impl Hasher {
     pub async fn check(
         &self,
         client: Option<IpAddr>,
-        stored: String,
+        stored: &str,
         password: &str,
     ) -> Result<Verdict, DirectoryError> {
-        let decoy = Zeroizing::new(stored.clone());
         let (matched, scheme) = match self
-            .verify_scheme(
-                Bound::Client(client),
-                stored,
-                Zeroizing::new(password.as_bytes().to_vec()),
-            )
+            .verify_scheme(Bound::Client(client), stored, password.as_bytes())
             .await
         {
             Ok(answer) => answer,
@@ -245,17 +249,16 @@ impl Hasher {
             Err(e) => return Ok(Verdict::Unverifiable(e)),
         };
         let decoy = match scheme {
-            Scheme::Plain => Zeroizing::new("{PLAIN}postern-decoy".to_string()),
-            _ => decoy,
+            Scheme::Plain => "{PLAIN}postern-decoy",
+            _ => stored,
         };
-        let candidate = Decoy::new(decoy, scheme);
-        let mut kept = self.decoy.lock().unwrap_or_else(PoisonError::into_inner);
         // In a directory of mixed schemes, a cheap hash must not make unknown users cheap
         // while dearer accounts exist: the dearest seen within `decoy::KEEP` stays.
-        if kept.as_ref().is_none_or(|d| d.yields_to(&candidate)) {
-            *kept = Some(candidate);
-        }
-        drop(kept);
+        Decoy::offer(
+            &mut self.decoy.lock().unwrap_or_else(PoisonError::into_inner),
+            decoy,
+            scheme,
+        );
         Ok(if matched {
             Verdict::Match
         } else {
@@ -284,8 +287,8 @@ impl Hasher {
         match self
             .verify_scheme(
                 Bound::Client(client),
-                decoy.unwrap_or_else(|| dummy_hash().to_string()),
-                Zeroizing::new(password.as_bytes().to_vec()),
+                decoy.as_deref().unwrap_or_else(|| dummy_hash()),
+                password.as_bytes(),
             )
             .await
         {

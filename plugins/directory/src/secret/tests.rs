@@ -447,7 +447,7 @@ async fn burn_costs_what_the_directorys_own_hashes_cost() {
     assert_eq!(last(), Some("argon2"));
     // After a real SHA-512-crypt check (right or wrong), "no such user" costs the same.
     let v = sql
-        .check(None, format!("{{SHA512-CRYPT}}{body}"), "wrong")
+        .check(None, &format!("{{SHA512-CRYPT}}{body}"), "wrong")
         .await;
     assert_eq!(v.unwrap(), Verdict::Mismatch);
     assert_eq!(last(), Some("sha512-crypt"));
@@ -489,9 +489,7 @@ async fn in_a_directory_of_mixed_hashes_the_decoy_is_the_dearest() {
         }))
         .scoped();
     let last = || seen.lock().unwrap().pop();
-    d.check(None, dummy_hash().to_string(), "wrong")
-        .await
-        .unwrap();
+    d.check(None, dummy_hash(), "wrong").await.unwrap();
     d.check(
         None,
         "{SSHA}0LWnq5OC1wi7ig3PNCTzvMaDpSDL5Saa".into(),
@@ -578,7 +576,7 @@ async fn a_full_queue_refuses_at_once_in_total_and_per_address() {
     let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
     let queue = |client| {
         let h = hasher.clone();
-        tokio::spawn(async move { h.check(client, QUEUED.into(), "pw").await })
+        tokio::spawn(async move { h.check(client, QUEUED, "pw").await })
     };
     // 192.0.2.1 fills its share: two waiting.
     let waiting = vec![queue(ip("192.0.2.1")), queue(ip("192.0.2.1"))];
@@ -587,7 +585,7 @@ async fn a_full_queue_refuses_at_once_in_total_and_per_address() {
     // its "no such user" work (burn).
     let refused = tokio::time::timeout(
         Duration::from_secs(5),
-        hasher.check(ip("192.0.2.1"), QUEUED.into(), "pw"),
+        hasher.check(ip("192.0.2.1"), QUEUED, "pw"),
     )
     .await
     .expect("refused without waiting");
@@ -601,7 +599,7 @@ async fn a_full_queue_refuses_at_once_in_total_and_per_address() {
     until_queued(&hasher, 4).await;
     // The total (4) is reached: any address, or none, is refused.
     for client in [ip("192.0.2.2"), None] {
-        let r = hasher.check(client, QUEUED.into(), "pw").await;
+        let r = hasher.check(client, QUEUED, "pw").await;
         assert!(
             matches!(r, Err(crate::DirectoryError::Overloaded(_))),
             "{r:?}"
@@ -635,7 +633,7 @@ async fn a_full_queue_refuses_at_once_in_total_and_per_address() {
     exempt.await.unwrap().unwrap();
     assert_eq!(hasher.queued(), 0);
     // Room again, for everyone.
-    let r = hasher.check(ip("192.0.2.1"), QUEUED.into(), "pw").await;
+    let r = hasher.check(ip("192.0.2.1"), QUEUED, "pw").await;
     assert_eq!(r.unwrap(), Verdict::Match);
 }
 
@@ -718,7 +716,7 @@ async fn a_job_whose_caller_is_gone_is_never_run() {
     // Nothing was verified: the observer saw no scheme.
     assert!(seen.lock().unwrap().is_empty());
     // The thread is free for the next live job.
-    let r = hasher.check(None, "{PLAIN}pw".into(), "pw").await;
+    let r = hasher.check(None, "{PLAIN}pw", "pw").await;
     assert_eq!(r.unwrap(), Verdict::Match);
 }
 

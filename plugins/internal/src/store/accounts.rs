@@ -80,7 +80,11 @@ impl Store {
             return Ok(Some(found));
         }
         let epoch = self.cache.epoch();
-        let found = self.read_account(name).await.map_err(|e| self.failed(e))?;
+        // Boxed: a store read's future inline would make every login's future, read or not,
+        // too big for the allocator's per-thread cache (README, "Benchmarks of this work").
+        let found = Box::pin(self.read_account(name))
+            .await
+            .map_err(|e| self.failed(e))?;
         let found = found.map(Arc::new);
         if let Some(a) = &found {
             self.cache.put::<super::cache::Accounts>(epoch, name, a);
