@@ -26,7 +26,7 @@ run cache-hit "$HERE/dovecot-compare.sh" -k 200 -c 4 -n 8 -d 10 cache-hit
 run session "$HERE/session-compare.sh" -d 10
 run argon2id "$HERE/dovecot-compare.sh" -k 50 -d 10 --argon2 dovecot argon2id
 run start "$HERE/footprint.sh" start
-run idle "$HERE/footprint.sh" idle
+run idle "$HERE/footprint.sh" -r 6 idle
 run accounts "$HERE/footprint.sh" -r 5 accounts
 run ldap "$HERE/footprint.sh" -r 5 ldap
 echo "results: $OUT/summary"

@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
                 Ok(Some(line)) => line,
                 Ok(None) | Err(_) => break,
             };
-            match state.accept(&line) {
+            match state.accept(line) {
                 Ok(ClientLine::Auth(request)) => {
                     let _ = dovecot::ok(
                         request.id,

@@ -42,7 +42,7 @@ proptest! {
         for chunk in chunks {
             reader.push(&chunk);
             while let Ok(Some(line)) = reader.next_line() {
-                let _ = state.accept(&line);
+                let _ = state.accept(line);
             }
         }
     }

@@ -159,7 +159,7 @@ impl Server {
                                 Ok(Some(line)) => {
                                     // A new line starts after this one.
                                     line_deadline = None;
-                                    if c.line(&line) == Flow::Disconnect {
+                                    if c.line(line) == Flow::Disconnect {
                                         break 'conn;
                                     }
                                     // Many short lines in one read: their answers are written

@@ -457,13 +457,13 @@ async fn burn_costs_what_the_directorys_own_hashes_cost() {
     ldap.burn(None, "guess").await.unwrap();
     assert_eq!(last(), Some("argon2"));
     // A value that cannot be verified is no decoy; the previous one stays.
-    let v = sql.check(None, "{NOSUCH}x".into(), "guess").await.unwrap();
+    let v = sql.check(None, "{NOSUCH}x", "guess").await.unwrap();
     assert!(matches!(v, Verdict::Unverifiable(_)));
     sql.burn(None, "guess").await.unwrap();
     assert_eq!(last(), Some("sha512-crypt"));
     // A cleartext password is not kept: a fixed cleartext value stands in for it.
     let v = ldap
-        .check(None, "{PLAIN}real-password".into(), "real-password")
+        .check(None, "{PLAIN}real-password", "real-password")
         .await;
     assert_eq!(v.unwrap(), Verdict::Match);
     ldap.burn(None, "real-password").await.unwrap();
@@ -490,13 +490,9 @@ async fn in_a_directory_of_mixed_hashes_the_decoy_is_the_dearest() {
         .scoped();
     let last = || seen.lock().unwrap().pop();
     d.check(None, dummy_hash(), "wrong").await.unwrap();
-    d.check(
-        None,
-        "{SSHA}0LWnq5OC1wi7ig3PNCTzvMaDpSDL5Saa".into(),
-        "wrong",
-    )
-    .await
-    .unwrap();
+    d.check(None, "{SSHA}0LWnq5OC1wi7ig3PNCTzvMaDpSDL5Saa", "wrong")
+        .await
+        .unwrap();
     assert_eq!(last(), Some("ssha"));
     d.burn(None, "guess").await.unwrap();
     assert_eq!(
@@ -649,20 +645,12 @@ async fn an_ipv6_client_is_bounded_by_its_64() {
     let (release, blocker) = block(&hasher).await;
     let h = hasher.clone();
     let first = tokio::spawn(async move {
-        h.check(
-            Some("2001:db8:1:2::1".parse().unwrap()),
-            QUEUED.into(),
-            "pw",
-        )
-        .await
+        h.check(Some("2001:db8:1:2::1".parse().unwrap()), QUEUED, "pw")
+            .await
     });
     until_queued(&hasher, 2).await;
     let same64 = hasher
-        .check(
-            Some("2001:db8:1:2:ffff::9".parse().unwrap()),
-            QUEUED.into(),
-            "pw",
-        )
+        .check(Some("2001:db8:1:2:ffff::9".parse().unwrap()), QUEUED, "pw")
         .await;
     assert!(matches!(same64, Err(crate::DirectoryError::Overloaded(_))));
     assert_eq!(hasher.refusals().per_address, 1);
@@ -694,7 +682,7 @@ async fn a_job_whose_caller_is_gone_is_never_run() {
     let body = "$6$Gvdhm3.yB5B.XPjt$8hADQ2aqJ46k7/AoTqpN4L6V9qITCGhaGHa1y6u/4ZnPslTc3YcLpTTAcCs.GY4p1JfbFQEqGeIijefG0iXLO1";
     let crypt = {
         let h = hasher.clone();
-        tokio::spawn(async move { h.check(None, body.into(), "secret").await })
+        tokio::spawn(async move { h.check(None, body, "secret").await })
     };
     let argon = {
         let h = hasher.clone();
