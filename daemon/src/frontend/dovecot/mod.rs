@@ -211,14 +211,11 @@ impl Server {
         }
         // The client is told at once (what is left to write, then the end of the stream), and
         // what was being verified runs to its end, unanswered.
-        let (mut left, mut output) = c.into_parts();
+        let (mut left, output) = c.into_parts();
         let drain = async { while left.next().await.is_some() {} };
         let close = async {
             let end = async {
-                if !output.is_empty() {
-                    stream.write_all(output.as_bytes()).await?;
-                    output.clear();
-                }
+                stream.write_all(output.as_bytes()).await?;
                 stream.shutdown().await
             };
             let _ = tokio::time::timeout(write_timeout, end).await;

@@ -314,7 +314,9 @@ impl Conn {
                 Ok(())
             }
             Step::Credentials(credentials) => {
-                // The name moves into the verification: the request keeps only its serial.
+                // The name moves into the verification: after it the request needs only its
+                // serial (an exchange whose bearer token was rejected can only fail next,
+                // never be verified again).
                 let service = std::mem::take(&mut ctx.service);
                 let verification = self.verify(id, session.mechanism(), service, &ctx, credentials);
                 self.verifications.push(verification);

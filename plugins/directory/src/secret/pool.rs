@@ -163,12 +163,8 @@ impl Hasher {
     /// [`verify`] on the hashing threads, for an operator's work (provisioning): counted in
     /// the queue, never refused by its bounds. A stored value with no known scheme fails at
     /// once, without taking a slot.
-    pub async fn verify(
-        &self,
-        stored: String,
-        password: Zeroizing<Vec<u8>>,
-    ) -> Result<bool, SecretError> {
-        self.verify_scheme(Bound::Exempt, &stored, &password)
+    pub async fn verify(&self, stored: &str, password: &[u8]) -> Result<bool, SecretError> {
+        self.verify_scheme(Bound::Exempt, stored, password)
             .await
             .map(|(ok, _)| ok)
     }

@@ -349,11 +349,7 @@ async fn new_secret(
         (None, Some(password)) => {
             let pw = Zeroizing::new(password.expose().as_bytes().to_vec());
             if let Some(stored) = old {
-                if hasher
-                    .verify(stored.expose().to_string(), pw.clone())
-                    .await
-                    .unwrap_or(false)
-                {
+                if hasher.verify(stored.expose(), &pw).await.unwrap_or(false) {
                     return Ok(old.cloned());
                 }
             }
